@@ -1,0 +1,1 @@
+"""Adapters: the database, evidence files, the clock, notification channels."""

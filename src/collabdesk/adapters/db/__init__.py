@@ -1,0 +1,1 @@
+"""SQLAlchemy adapter: tables, engine set-up, migrations and the unit of work."""

@@ -1,0 +1,489 @@
+"""SQL implementations of the service ports. Repositories never commit (habit 2)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from collabdesk.domain.audit import ChainLink, canonical_json, event_hash
+from collabdesk.domain.errors import AlreadyExists, ConcurrentUpdate, DuplicateOpenWorkOrder
+from collabdesk.domain.metrics import WorkOrderFacts
+from collabdesk.domain.model import WorkOrder
+from collabdesk.domain.records import (
+    Account,
+    Delivery,
+    DeliveryStatus,
+    EvidenceRecord,
+    InboxItem,
+    InboxKind,
+    Note,
+    Timer,
+)
+from collabdesk.domain.states import Role, State
+from collabdesk.domain.timers import TimerSpec
+from collabdesk.domain.values import (
+    Contact,
+    DomainEvent,
+    Order,
+    OrderKind,
+    Store,
+    StorePlatform,
+    utc_iso,
+)
+from collabdesk.domain.violations import (
+    LedgerEntry,
+    Severity,
+    Violation,
+    ViolationDecision,
+    ViolationKind,
+    ViolationState,
+)
+from collabdesk.services.ports import StoredResponse, WorkOrderQuery
+
+from . import tables as t
+from .mapping import contact_from_row, work_order_from_row, work_order_values
+from .types import UTCDateTime
+
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+class _Repo:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+
+def _account(m: Any) -> Account:
+    return Account(m["id"], m["name"], Role(m["role"]), m["store_id"], m["phone"], m["email"],
+                   m["login"], m["handles_work_orders"], m["created_at"])
+
+
+class SqlAccounts(_Repo):
+    def add(self, account: Account, token_hash: str, password_hash: str | None) -> None:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(t.accounts).values(
+                    id=account.id, name=account.name, role=str(account.role),
+                    store_id=account.store_id, phone=account.phone, email=account.email,
+                    login=account.login, password_hash=password_hash, token_hash=token_hash,
+                    handles_work_orders=account.handles_work_orders,
+                    created_at=account.created_at))
+        except IntegrityError as exc:
+            raise AlreadyExists(f"login {account.login!r} is already taken") from exc
+
+    def get(self, account_id: str) -> Account | None:
+        row = self.conn.execute(select(t.accounts).where(t.accounts.c.id == account_id)).first()
+        return _account(row._mapping) if row else None
+
+    def by_token_hash(self, token_hash: str) -> Account | None:
+        row = self.conn.execute(
+            select(t.accounts).where(t.accounts.c.token_hash == token_hash)).first()
+        return _account(row._mapping) if row else None
+
+    def by_login(self, login: str) -> tuple[Account, str | None] | None:
+        row = self.conn.execute(select(t.accounts).where(t.accounts.c.login == login)).first()
+        return (_account(row._mapping), row._mapping["password_hash"]) if row else None
+
+    def set_token_hash(self, account_id: str, token_hash: str) -> None:
+        self.conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
+                          .values(token_hash=token_hash))
+
+    def store_staff(self, store_id: str) -> list[Account]:
+        rows = self.conn.execute(select(t.accounts).where(t.accounts.c.store_id == store_id)
+                                 .order_by(t.accounts.c.created_at, t.accounts.c.id))
+        return [_account(r._mapping) for r in rows]
+
+    def set_handles_work_orders(self, account_id: str, value: bool) -> None:
+        self.conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
+                          .values(handles_work_orders=value))
+
+
+class SqlStores(_Repo):
+    def add(self, store: Store, now: datetime) -> None:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(t.stores).values(
+                    id=store.id, name=store.name, platform=str(store.platform), created_at=now))
+        except IntegrityError as exc:
+            raise AlreadyExists(f"store {store.id!r} already exists") from exc
+
+    def get(self, store_id: str) -> Store | None:
+        row = self.conn.execute(select(t.stores).where(t.stores.c.id == store_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Store(m["id"], m["name"], StorePlatform(m["platform"]))
+
+
+class SqlOrders(_Repo):
+    def add(self, order: Order, now: datetime) -> None:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(t.orders).values(
+                    id=order.id, store_id=order.store_id, consumer_id=order.consumer_id,
+                    kind=str(order.kind), amount_cents=order.amount_cents,
+                    paid_at=order.paid_at, created_at=now))
+        except IntegrityError as exc:
+            raise AlreadyExists(f"order {order.id!r} already exists") from exc
+
+    def get(self, order_id: str) -> Order | None:
+        row = self.conn.execute(select(t.orders).where(t.orders.c.id == order_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Order(m["id"], m["store_id"], m["consumer_id"], OrderKind(m["kind"]),
+                     m["amount_cents"], m["paid_at"])
+
+    def existing_ids(self, order_ids: list[str]) -> set[str]:
+        if not order_ids:
+            return set()
+        rows = self.conn.execute(select(t.orders.c.id).where(t.orders.c.id.in_(order_ids)))
+        return {r[0] for r in rows}
+
+    def count_paid(self, store_id: str, start: datetime, end: datetime) -> int:
+        c = t.orders.c
+        n = self.conn.execute(select(func.count()).select_from(t.orders).where(
+            c.store_id == store_id, c.paid_at >= start, c.paid_at < end)).scalar_one()
+        return int(n)
+
+
+class SqlWorkOrders(_Repo):
+    def add(self, wo: WorkOrder) -> None:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(t.work_orders).values(
+                    **work_order_values(wo), version=wo.version))
+        except IntegrityError as exc:
+            raise DuplicateOpenWorkOrder(
+                f"order {wo.order_id} already has an open work order") from exc
+
+    def get(self, work_order_id: str) -> WorkOrder | None:
+        row = self.conn.execute(
+            select(t.work_orders).where(t.work_orders.c.id == work_order_id)).first()
+        if row is None:
+            return None
+        contacts = [contact_from_row(r) for r in self.conn.execute(
+            select(t.contacts).where(t.contacts.c.work_order_id == work_order_id)
+            .order_by(t.contacts.c.recorded_at, t.contacts.c.id))]
+        return work_order_from_row(row, contacts)
+
+    def save(self, wo: WorkOrder) -> None:
+        c = t.work_orders.c
+        try:
+            with self.conn.begin_nested():
+                result = self.conn.execute(
+                    update(t.work_orders)
+                    .where(c.id == wo.id, c.version == wo.version)
+                    .values(**work_order_values(wo), version=wo.version + 1))
+        except IntegrityError as exc:  # reopening (appeal) while another is open
+            raise DuplicateOpenWorkOrder(
+                f"order {wo.order_id} already has an open work order") from exc
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"work order {wo.id} changed concurrently")
+        wo.version += 1
+
+    def add_contact(self, contact: Contact) -> None:
+        self.conn.execute(insert(t.contacts).values(
+            id=contact.id, work_order_id=contact.work_order_id, channel=str(contact.channel),
+            contacted_at=contact.contacted_at, outcome=str(contact.outcome),
+            summary=contact.summary, evidence_ids=list(contact.evidence_ids),
+            recorded_by=contact.recorded_by, recorded_at=contact.recorded_at))
+
+    def has_open(self, order_id: str) -> bool:
+        c = t.work_orders.c
+        return self.conn.execute(
+            select(c.id).where(c.order_id == order_id, c.is_open).limit(1)).first() is not None
+
+    def query(self, query: WorkOrderQuery) -> list[WorkOrder]:
+        c = t.work_orders.c
+        sort_due = func.coalesce(c.due_at, literal(FAR_FUTURE, UTCDateTime))
+        stmt = select(t.work_orders)
+        if query.consumer_id is not None:
+            stmt = stmt.where(c.consumer_id == query.consumer_id)
+        if query.scope_store_id is not None:
+            stmt = stmt.where(c.store_id == query.scope_store_id)
+        if query.state is not None:
+            stmt = stmt.where(c.state == str(query.state))
+        if query.store_id is not None:
+            stmt = stmt.where(c.store_id == query.store_id)
+        if query.due_before is not None:
+            stmt = stmt.where(c.due_at < query.due_before)
+        if query.after is not None:
+            due, last_id = query.after
+            due_key = literal(due or FAR_FUTURE, UTCDateTime)
+            stmt = stmt.where(or_(sort_due > due_key, and_(sort_due == due_key, c.id > last_id)))
+        stmt = stmt.order_by(sort_due, c.id).limit(query.limit)
+        return [work_order_from_row(r) for r in self.conn.execute(stmt)]
+
+    def facts(self, store_id: str, start: datetime, end: datetime) -> list[WorkOrderFacts]:
+        c = t.work_orders.c
+        rows = self.conn.execute(
+            select(c.state, c.order_kind, c.created_at, c.due_at, c.replied_at,
+                   c.timed_out_at, c.escalated_at, c.judged_at, c.counts_as_dispute)
+            .where(c.store_id == store_id,
+                   or_(and_(c.created_at >= start, c.created_at < end),
+                       and_(c.judged_at >= start, c.judged_at < end))))
+        return [WorkOrderFacts(
+            state=State(r.state), worry_free=r.order_kind == OrderKind.WORRY_FREE,
+            created_at=r.created_at, due_at=r.due_at, replied_at=r.replied_at,
+            timed_out=r.timed_out_at is not None, escalated=r.escalated_at is not None,
+            judged_at=r.judged_at, counts_as_dispute=r.counts_as_dispute) for r in rows]
+
+
+def _link(m: Any) -> ChainLink:
+    return ChainLink(m["work_order_id"], m["seq"], m["at"], m["actor_id"], m["type"],
+                     m["data"], m["prev_hash"], m["hash"])
+
+
+class SqlEvents(_Repo):
+    def append(self, work_order_id: str, events: list[DomainEvent]) -> None:
+        if not events:
+            return
+        c = t.events.c
+        last = self.conn.execute(
+            select(c.seq, c.hash).where(c.work_order_id == work_order_id)
+            .order_by(c.seq.desc()).limit(1)).first()
+        seq, prev = (last.seq, last.hash) if last else (0, None)
+        rows = []
+        for ev in events:
+            seq += 1
+            at, data = utc_iso(ev.at), canonical_json(ev.data)
+            digest = event_hash(work_order_id, seq, at, ev.actor_id, ev.type, data, prev)
+            rows.append({"work_order_id": work_order_id, "seq": seq, "at": at,
+                         "actor_id": ev.actor_id, "type": ev.type, "data": data,
+                         "prev_hash": prev, "hash": digest})
+            prev = digest
+        # (work_order_id, seq) is unique: two writers appending at once cannot both win.
+        self.conn.execute(insert(t.events), rows)
+
+    def after(self, work_order_id: str, after_seq: int, limit: int) -> list[ChainLink]:
+        c = t.events.c
+        rows = self.conn.execute(select(t.events).where(
+            c.work_order_id == work_order_id, c.seq > after_seq).order_by(c.seq).limit(limit))
+        return [_link(r._mapping) for r in rows]
+
+    def work_order_ids(self, after: str | None, limit: int) -> list[str]:
+        c = t.work_orders.c
+        stmt = select(c.id).order_by(c.id).limit(limit)
+        if after is not None:
+            stmt = stmt.where(c.id > after)
+        return [r[0] for r in self.conn.execute(stmt)]
+
+    def chain(self, work_order_id: str) -> list[ChainLink]:
+        c = t.events.c
+        rows = self.conn.execute(
+            select(t.events).where(c.work_order_id == work_order_id).order_by(c.seq))
+        return [_link(r._mapping) for r in rows]
+
+
+class SqlTimers(_Repo):
+    _pending = and_(t.timers.c.fired_at.is_(None), t.timers.c.cancelled_at.is_(None))
+
+    def schedule(self, work_order_id: str, specs: list[TimerSpec], now: datetime) -> None:
+        if specs:
+            self.conn.execute(insert(t.timers), [
+                {"work_order_id": work_order_id, "kind": str(s.kind), "due_at": s.due_at,
+                 "created_at": now} for s in specs])
+
+    def cancel_pending(self, work_order_id: str, now: datetime) -> None:
+        self.conn.execute(update(t.timers).where(
+            t.timers.c.work_order_id == work_order_id, self._pending).values(cancelled_at=now))
+
+    def due(self, now: datetime, limit: int) -> list[Timer]:
+        c = t.timers.c
+        stmt = (select(c.id, c.work_order_id, c.kind, c.due_at)
+                .where(self._pending, c.due_at <= now).order_by(c.due_at, c.id).limit(limit))
+        return [Timer(r.id, r.work_order_id, r.kind, r.due_at) for r in self.conn.execute(stmt)]
+
+    def claim(self, timer_id: int, now: datetime) -> bool:
+        result = self.conn.execute(update(t.timers).where(
+            t.timers.c.id == timer_id, self._pending).values(fired_at=now))
+        return result.rowcount == 1
+
+    def next_due(self) -> datetime | None:
+        value: datetime | None = self.conn.execute(
+            select(func.min(t.timers.c.due_at)).where(self._pending)).scalar()
+        if value is not None and value.tzinfo is None:  # aggregate skips the column type
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class SqlNotes(_Repo):
+    def add(self, note: Note) -> None:
+        self.conn.execute(insert(t.notes).values(
+            id=note.id, work_order_id=note.work_order_id, author_id=note.author_id,
+            author_role=str(note.author_role), text=note.text, visibility=note.visibility,
+            evidence_ids=list(note.evidence_ids), created_at=note.created_at))
+
+    def for_work_order(self, work_order_id: str) -> list[Note]:
+        c = t.notes.c
+        rows = self.conn.execute(select(t.notes).where(c.work_order_id == work_order_id)
+                                 .order_by(c.created_at, c.id))
+        return [Note(r.id, r.work_order_id, r.author_id, Role(r.author_role), r.text,
+                     r.visibility, tuple(r.evidence_ids), r.created_at) for r in rows]
+
+
+def _evidence(m: Any) -> EvidenceRecord:
+    return EvidenceRecord(m["id"], m["sha256"], m["media_type"], m["size"], m["filename"],
+                          m["uploaded_by"], m["uploaded_at"])
+
+
+class SqlEvidence(_Repo):
+    def add(self, record: EvidenceRecord) -> None:
+        self.conn.execute(insert(t.evidence).values(
+            id=record.id, sha256=record.sha256, media_type=record.media_type,
+            size=record.size, filename=record.filename, uploaded_by=record.uploaded_by,
+            uploaded_at=record.uploaded_at))
+
+    def get(self, evidence_id: str) -> EvidenceRecord | None:
+        row = self.conn.execute(select(t.evidence).where(t.evidence.c.id == evidence_id)).first()
+        return _evidence(row._mapping) if row else None
+
+    def get_many(self, evidence_ids: list[str]) -> list[EvidenceRecord]:
+        if not evidence_ids:
+            return []
+        rows = self.conn.execute(select(t.evidence).where(t.evidence.c.id.in_(evidence_ids)))
+        return [_evidence(r._mapping) for r in rows]
+
+    def attach(self, evidence_ids: list[str], work_order_id: str, now: datetime) -> None:
+        c = t.evidence_attachments.c
+        have = {r[0] for r in self.conn.execute(select(c.evidence_id).where(
+            c.work_order_id == work_order_id, c.evidence_id.in_(evidence_ids)))}
+        new = sorted(set(evidence_ids) - have)
+        if new:
+            self.conn.execute(insert(t.evidence_attachments), [
+                {"evidence_id": e, "work_order_id": work_order_id, "attached_at": now}
+                for e in new])
+
+    def attached_to(self, evidence_id: str) -> list[str]:
+        c = t.evidence_attachments.c
+        return [r[0] for r in self.conn.execute(
+            select(c.work_order_id).where(c.evidence_id == evidence_id))]
+
+
+class SqlInbox(_Repo):
+    def add(self, item: InboxItem) -> None:
+        self.conn.execute(insert(t.inbox).values(
+            id=item.id, recipient_id=item.recipient_id, kind=str(item.kind),
+            work_order_id=item.work_order_id, text=item.text, created_at=item.created_at,
+            read=item.read))
+
+    def page(self, recipient_id: str, before: tuple[datetime, str] | None,
+             limit: int) -> list[InboxItem]:
+        c = t.inbox.c
+        stmt = select(t.inbox).where(c.recipient_id == recipient_id)
+        if before is not None:
+            at, last_id = before
+            stmt = stmt.where(or_(c.created_at < at, and_(c.created_at == at, c.id < last_id)))
+        rows = self.conn.execute(stmt.order_by(c.created_at.desc(), c.id.desc()).limit(limit))
+        return [InboxItem(r.id, r.recipient_id, InboxKind(r.kind), r.work_order_id, r.text,
+                          r.created_at, r.read) for r in rows]
+
+    def mark_read(self, recipient_id: str, item_id: str) -> bool:
+        c = t.inbox.c
+        result = self.conn.execute(update(t.inbox).where(
+            c.id == item_id, c.recipient_id == recipient_id).values(read=True))
+        return result.rowcount == 1
+
+
+class SqlDeliveries(_Repo):
+    def add(self, delivery: Delivery) -> None:
+        self.conn.execute(insert(t.deliveries).values(
+            id=delivery.id, work_order_id=delivery.work_order_id,
+            recipient_id=delivery.recipient_id, recipient_store_id=delivery.recipient_store_id,
+            channel=delivery.channel, kind=delivery.kind, status=str(delivery.status),
+            reason=delivery.reason, at=delivery.at))
+
+    def for_work_order(self, work_order_id: str) -> list[Delivery]:
+        c = t.deliveries.c
+        rows = self.conn.execute(select(t.deliveries).where(c.work_order_id == work_order_id)
+                                 .order_by(c.at, c.id))
+        return [Delivery(r.id, r.work_order_id, r.recipient_id, r.recipient_store_id,
+                         r.channel, r.kind, DeliveryStatus(r.status), r.reason, r.at)
+                for r in rows]
+
+
+def _violation_values(v: Violation) -> dict[str, Any]:
+    return {"id": v.id, "store_id": v.store_id, "work_order_id": v.work_order_id,
+            "kind": str(v.kind), "severity": str(v.severity), "points": v.points,
+            "rationale": v.rationale, "evidence_ids": list(v.evidence_ids),
+            "state": str(v.state), "recorded_at": v.recorded_at, "recorded_by": v.recorded_by,
+            "appeal_statement": v.appeal_statement, "appealed_at": v.appealed_at,
+            "decision": str(v.decision) if v.decision else None,
+            "decision_rationale": v.decision_rationale, "decided_at": v.decided_at,
+            "decided_by": v.decided_by}
+
+
+class SqlViolations(_Repo):
+    def add(self, violation: Violation) -> None:
+        self.conn.execute(insert(t.violations).values(**_violation_values(violation),
+                                                      version=violation.version))
+
+    def get(self, violation_id: str) -> Violation | None:
+        row = self.conn.execute(
+            select(t.violations).where(t.violations.c.id == violation_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Violation(
+            m["id"], m["store_id"], m["work_order_id"], ViolationKind(m["kind"]),
+            Severity(m["severity"]), m["points"], m["rationale"], tuple(m["evidence_ids"]),
+            ViolationState(m["state"]), m["recorded_at"], m["recorded_by"],
+            m["appeal_statement"], m["appealed_at"],
+            ViolationDecision(m["decision"]) if m["decision"] else None,
+            m["decision_rationale"], m["decided_at"], m["decided_by"], m["version"])
+
+    def save(self, violation: Violation) -> None:
+        c = t.violations.c
+        result = self.conn.execute(
+            update(t.violations).where(c.id == violation.id, c.version == violation.version)
+            .values(**_violation_values(violation), version=violation.version + 1))
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"violation {violation.id} changed concurrently")
+        violation.version += 1
+
+    def append_ledger(self, entry: LedgerEntry) -> None:
+        self.conn.execute(insert(t.points_ledger).values(
+            id=entry.id, store_id=entry.store_id, year=entry.year,
+            violation_id=entry.violation_id, points=entry.points, reason=entry.reason,
+            at=entry.at))
+
+    def ledger(self, store_id: str, year: int) -> list[LedgerEntry]:
+        c = t.points_ledger.c
+        rows = self.conn.execute(select(t.points_ledger).where(
+            c.store_id == store_id, c.year == year).order_by(c.at, c.id))
+        return [LedgerEntry(r.id, r.store_id, r.year, r.violation_id, r.points, r.reason, r.at)
+                for r in rows]
+
+
+class SqlIdempotency(_Repo):
+    def get(self, account_id: str, key: str) -> StoredResponse | None:
+        c = t.idempotency_keys.c
+        row = self.conn.execute(select(t.idempotency_keys).where(
+            c.account_id == account_id, c.key == key)).first()
+        if row is None:
+            return None
+        return StoredResponse(row.request_hash, row.status_code, row.response_body)
+
+    def reserve(self, account_id: str, key: str, request_hash: str, now: datetime) -> bool:
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(t.idempotency_keys).values(
+                    account_id=account_id, key=key, request_hash=request_hash,
+                    created_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    def complete(self, account_id: str, key: str, status_code: int, body: str) -> None:
+        c = t.idempotency_keys.c
+        self.conn.execute(update(t.idempotency_keys).where(
+            c.account_id == account_id, c.key == key).values(
+            status_code=status_code, response_body=body))
+
+    def release(self, account_id: str, key: str) -> None:
+        c = t.idempotency_keys.c
+        self.conn.execute(t.idempotency_keys.delete().where(
+            c.account_id == account_id, c.key == key))

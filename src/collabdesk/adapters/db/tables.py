@@ -1,0 +1,256 @@
+"""The schema, as SQLAlchemy Core tables. Migrations (alembic) are the source of truth in
+deployed databases; keep this file and the newest migration in step."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+from .types import UTCDateTime
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+ID = 64
+
+stores = Table(
+    "stores", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("store_id", String(ID), ForeignKey("stores.id"), nullable=True),
+    Column("phone", String(32)),
+    Column("email", String(254)),
+    Column("login", String(100), unique=True),
+    Column("password_hash", String(255)),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("handles_work_orders", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "store_id"),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("store_id", String(ID), ForeignKey("stores.id"), nullable=False),
+    Column("consumer_id", String(ID), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("paid_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "store_id", "paid_at"),
+)
+
+work_orders = Table(
+    "work_orders", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("order_id", String(ID), ForeignKey("orders.id"), nullable=False),
+    Column("store_id", String(ID), nullable=False),
+    Column("consumer_id", String(ID), nullable=False),
+    Column("order_kind", String(16), nullable=False),
+    Column("order_amount_cents", BigInteger, nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("claim", Text, nullable=False),
+    Column("requested_remedy", JSON),
+    Column("state", String(32), nullable=False),
+    Column("is_open", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(ID), nullable=False),
+    Column("due_at", UTCDateTime),
+    Column("state_entered_at", UTCDateTime, nullable=False),
+    Column("evidence_waived", Boolean, nullable=False),
+    Column("reply", JSON),
+    Column("replied_at", UTCDateTime),
+    Column("judgment", JSON),
+    Column("judged_at", UTCDateTime),
+    Column("appeal", JSON),
+    Column("verification", JSON),
+    Column("consumer_response", JSON),
+    Column("settlement", JSON),
+    Column("counts_as_dispute", Boolean, nullable=False),
+    Column("timed_out_at", UTCDateTime),
+    Column("escalated_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Column("sla_overdue", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    # One open work order per order, enforced by the database even under races.
+    Index("uq_work_orders_open_order", "order_id", unique=True,
+          sqlite_where=text("is_open"), postgresql_where=text("is_open")),
+    Index(None, "store_id", "created_at"),
+    Index(None, "store_id", "judged_at"),
+    Index(None, "consumer_id"),
+    Index(None, "due_at", "id"),
+)
+
+contacts = Table(
+    "contacts", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("work_order_id", String(ID), ForeignKey("work_orders.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("contacted_at", UTCDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("summary", Text),
+    Column("evidence_ids", JSON, nullable=False),
+    Column("recorded_by", String(ID), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Index(None, "work_order_id", "recorded_at"),
+)
+
+notes = Table(
+    "notes", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("work_order_id", String(ID), ForeignKey("work_orders.id"), nullable=False),
+    Column("author_id", String(ID), nullable=False),
+    Column("author_role", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("visibility", String(16), nullable=False),
+    Column("evidence_ids", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "work_order_id", "created_at"),
+)
+
+evidence = Table(
+    "evidence", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("filename", String(255)),
+    Column("uploaded_by", String(ID), nullable=False),
+    Column("uploaded_at", UTCDateTime, nullable=False),
+    Index(None, "sha256"),
+)
+
+evidence_attachments = Table(
+    "evidence_attachments", metadata,
+    Column("evidence_id", String(ID), ForeignKey("evidence.id"), primary_key=True),
+    Column("work_order_id", String(ID), ForeignKey("work_orders.id"), primary_key=True),
+    Column("attached_at", UTCDateTime, nullable=False),
+    Index(None, "work_order_id"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("work_order_id", String(ID), ForeignKey("work_orders.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    # `at` and `data` are kept as the exact text that was hashed.
+    Column("at", String(40), nullable=False),
+    Column("actor_id", String(ID), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", String(64)),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("work_order_id", "seq"),
+)
+
+timers = Table(
+    "timers", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("work_order_id", String(ID), ForeignKey("work_orders.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("fired_at", UTCDateTime),
+    Column("cancelled_at", UTCDateTime),
+    Index("ix_timers_pending_due", "due_at", "id",
+          sqlite_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
+          postgresql_where=text("fired_at IS NULL AND cancelled_at IS NULL")),
+    Index(None, "work_order_id"),
+)
+
+inbox = Table(
+    "inbox", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("recipient_id", String(ID), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("work_order_id", String(ID)),
+    Column("text", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("read", Boolean, nullable=False),
+    Index(None, "recipient_id", "created_at", "id"),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("work_order_id", String(ID)),
+    Column("recipient_id", String(ID), nullable=False),
+    Column("recipient_store_id", String(ID)),
+    Column("channel", String(16), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "work_order_id", "at"),
+)
+
+violations = Table(
+    "violations", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("store_id", String(ID), ForeignKey("stores.id"), nullable=False),
+    Column("work_order_id", String(ID), ForeignKey("work_orders.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("rationale", Text, nullable=False),
+    Column("evidence_ids", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("recorded_by", String(ID), nullable=False),
+    Column("appeal_statement", Text),
+    Column("appealed_at", UTCDateTime),
+    Column("decision", String(16)),
+    Column("decision_rationale", Text),
+    Column("decided_at", UTCDateTime),
+    Column("decided_by", String(ID)),
+    Column("version", Integer, nullable=False),
+    Index(None, "store_id"),
+)
+
+points_ledger = Table(
+    "points_ledger", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("store_id", String(ID), ForeignKey("stores.id"), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("violation_id", String(ID), ForeignKey("violations.id"), nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "store_id", "year", "at"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("account_id", String(ID), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer),
+    Column("response_body", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+)

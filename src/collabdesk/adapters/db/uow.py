@@ -1,0 +1,99 @@
+"""The SQL unit of work: one connection, one transaction, repositories bound to it."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from sqlalchemy import Connection, Engine
+
+from collabdesk.services.ports import (
+    AccountRepository,
+    DeliveryRepository,
+    EventRepository,
+    EvidenceRepository,
+    IdempotencyRepository,
+    InboxRepository,
+    NoteRepository,
+    OrderRepository,
+    StoreRepository,
+    TimerRepository,
+    ViolationRepository,
+    WorkOrderRepository,
+)
+
+from .engine import WRITE
+from .repositories import (
+    SqlAccounts,
+    SqlDeliveries,
+    SqlEvents,
+    SqlEvidence,
+    SqlIdempotency,
+    SqlInbox,
+    SqlNotes,
+    SqlOrders,
+    SqlStores,
+    SqlTimers,
+    SqlViolations,
+    SqlWorkOrders,
+)
+
+
+class SqlUnitOfWork:
+    accounts: AccountRepository
+    stores: StoreRepository
+    orders: OrderRepository
+    work_orders: WorkOrderRepository
+    events: EventRepository
+    timers: TimerRepository
+    notes: NoteRepository
+    evidence: EvidenceRepository
+    inbox: InboxRepository
+    deliveries: DeliveryRepository
+    violations: ViolationRepository
+    idempotency: IdempotencyRepository
+
+    def __init__(self, engine: Engine, *, write: bool = True) -> None:
+        self._engine = engine
+        self._write = write
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> Self:
+        conn = self._engine.connect()
+        if self._write:
+            conn = conn.execution_options(**{WRITE: True})
+        conn.begin()
+        self._conn = conn
+        self.accounts = SqlAccounts(conn)
+        self.stores = SqlStores(conn)
+        self.orders = SqlOrders(conn)
+        self.work_orders = SqlWorkOrders(conn)
+        self.events = SqlEvents(conn)
+        self.timers = SqlTimers(conn)
+        self.notes = SqlNotes(conn)
+        self.evidence = SqlEvidence(conn)
+        self.inbox = SqlInbox(conn)
+        self.deliveries = SqlDeliveries(conn)
+        self.violations = SqlViolations(conn)
+        self.idempotency = SqlIdempotency(conn)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._conn is not None
+        try:
+            if self._conn.in_transaction():
+                self._conn.rollback()
+        finally:
+            self._conn.close()
+            self._conn = None
+
+    def commit(self) -> None:
+        assert self._conn is not None
+        self._conn.commit()
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __call__(self, *, write: bool = True) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, write=write)

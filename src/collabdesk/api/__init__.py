@@ -1,0 +1,1 @@
+"""FastAPI routers and schemas; domain errors become problem+json here and only here."""

@@ -1,0 +1,283 @@
+"""Request bodies (pydantic) and response renderers, named as in api.md."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from collabdesk.domain.audit import ChainLink
+from collabdesk.domain.model import WorkOrder
+from collabdesk.domain.records import Account, Delivery, EvidenceRecord, InboxItem, Note
+from collabdesk.domain.replies import ReplyOption
+from collabdesk.domain.states import Role
+from collabdesk.domain.values import (
+    AppealDecision,
+    Category,
+    Contact,
+    ContactChannel,
+    ContactOutcome,
+    NoteVisibility,
+    Order,
+    OrderKind,
+    Remedy,
+    RemedyType,
+    Ruling,
+    Store,
+    StorePlatform,
+    VerificationOutcome,
+    utc_iso,
+)
+from collabdesk.domain.violations import Severity, Violation, ViolationDecision, ViolationKind
+from collabdesk.services.violations import PointsStatement
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+class RemedyIn(Body):
+    type: RemedyType
+    amount_cents: StrictInt | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+    def to_domain(self) -> Remedy:
+        return Remedy(self.type, self.amount_cents, self.note)
+
+
+class AccountIn(Body):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role
+    store_id: str | None = None
+    phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    login: str | None = Field(default=None, min_length=1, max_length=100)
+    password: str | None = Field(default=None, max_length=200)
+
+
+class StaffPermissionIn(Body):
+    work_orders: StrictBool
+
+
+class StoreIn(Body):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    platform: StorePlatform
+
+
+class OrderIn(Body):
+    id: str = Field(min_length=1, max_length=64)
+    store_id: str = Field(min_length=1, max_length=64)
+    consumer_id: str = Field(min_length=1, max_length=64)
+    kind: OrderKind = OrderKind.STANDARD
+    amount_cents: StrictInt = Field(ge=0)
+    paid_at: AwareDatetime
+
+
+class WorkOrderIn(Body):
+    order_id: str = Field(min_length=1, max_length=64)
+    category: Category
+    claim: str = Field(min_length=1, max_length=5000)
+    requested_remedy: RemedyIn | None = None
+
+
+class ContactIn(Body):
+    channel: ContactChannel
+    contacted_at: AwareDatetime
+    outcome: ContactOutcome
+    summary: str | None = Field(default=None, max_length=5000)
+    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+
+
+class ReplyIn(Body):
+    option: ReplyOption
+    statement: str | None = Field(default=None, max_length=5000)
+    agreement: RemedyIn | None = None
+    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+
+
+class NoteIn(Body):
+    text: str = Field(min_length=1, max_length=5000)
+    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+    visibility: NoteVisibility = NoteVisibility.ALL
+
+
+class ConsumerResponseIn(Body):
+    accept: StrictBool
+    statement: str | None = Field(default=None, max_length=5000)
+
+
+class VerificationIn(Body):
+    outcome: VerificationOutcome
+    rationale: str = Field(min_length=1, max_length=5000)
+
+
+class JudgmentIn(Body):
+    ruling: Ruling
+    rationale: str = Field(min_length=1, max_length=5000)
+    remedy: RemedyIn | None = None
+
+
+class AppealIn(Body):
+    statement: str = Field(min_length=1, max_length=5000)
+    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+
+
+class AppealDecisionIn(Body):
+    decision: AppealDecision
+    rationale: str = Field(min_length=1, max_length=5000)
+
+
+class SettlementIn(Body):
+    amount_cents: StrictInt
+    rationale: str = Field(min_length=1, max_length=5000)
+
+
+class ViolationIn(Body):
+    store_id: str = Field(min_length=1)
+    work_order_id: str = Field(min_length=1)
+    kind: ViolationKind
+    severity: Severity
+    rationale: str = Field(min_length=1, max_length=5000)
+    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+
+
+class ViolationAppealIn(Body):
+    statement: str = Field(min_length=1, max_length=5000)
+
+
+class ViolationDecisionIn(Body):
+    decision: ViolationDecision
+    rationale: str = Field(min_length=1, max_length=5000)
+
+
+class AdvanceIn(Body):
+    seconds: StrictInt = Field(ge=0)
+
+
+# ---- renderers ---------------------------------------------------------------------------
+
+def _iso(value: Any) -> str | None:
+    return utc_iso(value) if value is not None else None
+
+
+def remedy_out(r: Remedy | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    out: dict[str, Any] = {"type": str(r.type)}
+    if r.amount_cents is not None:
+        out["amount_cents"] = r.amount_cents
+    if r.note is not None:
+        out["note"] = r.note
+    return out
+
+
+def work_order_out(wo: WorkOrder) -> dict[str, Any]:
+    r, j, a = wo.reply, wo.judgment, wo.appeal
+    return {
+        "id": wo.id, "order_id": wo.order_id, "store_id": wo.store_id,
+        "consumer_id": wo.consumer_id, "category": str(wo.category), "claim": wo.claim,
+        "requested_remedy": remedy_out(wo.requested_remedy), "state": str(wo.state),
+        "created_at": _iso(wo.created_at), "due_at": _iso(wo.due_at),
+        "evidence_waived": wo.evidence_waived,
+        "reply": None if r is None else {
+            "option": str(r.option), "statement": r.statement,
+            "agreement": remedy_out(r.agreement), "evidence_ids": list(r.evidence_ids),
+            "replied_at": _iso(r.replied_at), "replied_by": r.replied_by},
+        "judgment": None if j is None else {
+            "ruling": str(j.ruling), "rationale": j.rationale, "remedy": remedy_out(j.remedy),
+            "judged_at": _iso(j.judged_at), "judged_by": j.judged_by},
+        "appeal": None if a is None else {
+            "statement": a.statement, "appealed_at": _iso(a.appealed_at),
+            "decision": str(a.decision) if a.decision else None,
+            "decided_at": _iso(a.decided_at), "evidence_ids": list(a.evidence_ids),
+            "rationale": a.rationale},
+        "counts_as_dispute": wo.counts_as_dispute, "version": wo.version,
+        # Beyond api.md (additions only):
+        "order_kind": str(wo.order_kind),
+        "verification": None if wo.verification is None else {
+            "outcome": str(wo.verification.outcome),
+            "rationale": wo.verification.rationale,
+            "verified_at": _iso(wo.verification.verified_at),
+            "verified_by": wo.verification.verified_by},
+        "consumer_response": None if wo.consumer_response is None else {
+            "accept": wo.consumer_response.accept,
+            "statement": wo.consumer_response.statement,
+            "responded_at": _iso(wo.consumer_response.responded_at)},
+        "settlement": None if wo.settlement is None else {
+            "amount_cents": wo.settlement.amount_cents,
+            "rationale": wo.settlement.rationale,
+            "settled_at": _iso(wo.settlement.settled_at),
+            "settled_by": wo.settlement.settled_by},
+        "timed_out_at": _iso(wo.timed_out_at), "closed_at": _iso(wo.closed_at),
+        "sla_overdue": wo.sla_overdue,
+    }
+
+
+def contact_out(c: Contact) -> dict[str, Any]:
+    return {"id": c.id, "work_order_id": c.work_order_id, "channel": str(c.channel),
+            "contacted_at": _iso(c.contacted_at), "outcome": str(c.outcome),
+            "summary": c.summary, "evidence_ids": list(c.evidence_ids),
+            "recorded_by": c.recorded_by, "recorded_at": _iso(c.recorded_at)}
+
+
+def note_out(n: Note) -> dict[str, Any]:
+    return {"id": n.id, "work_order_id": n.work_order_id, "author_id": n.author_id,
+            "author_role": str(n.author_role), "text": n.text, "visibility": n.visibility,
+            "evidence_ids": list(n.evidence_ids), "created_at": _iso(n.created_at)}
+
+
+def event_out(e: ChainLink) -> dict[str, Any]:
+    return {"seq": e.seq, "at": e.at, "actor_id": e.actor_id, "type": e.type,
+            "data": json.loads(e.data_json), "prev_hash": e.prev_hash, "hash": e.hash}
+
+
+def delivery_out(d: Delivery) -> dict[str, Any]:
+    return {"id": d.id, "recipient_id": d.recipient_id, "channel": d.channel,
+            "kind": d.kind, "status": str(d.status), "reason": d.reason, "at": _iso(d.at)}
+
+
+def inbox_out(i: InboxItem) -> dict[str, Any]:
+    return {"id": i.id, "kind": str(i.kind), "work_order_id": i.work_order_id,
+            "created_at": _iso(i.created_at), "text": i.text, "read": i.read}
+
+
+def evidence_out(e: EvidenceRecord) -> dict[str, Any]:
+    return {"id": e.id, "sha256": e.sha256, "media_type": e.media_type, "size": e.size,
+            "filename": e.filename, "uploaded_by": e.uploaded_by,
+            "uploaded_at": _iso(e.uploaded_at)}
+
+
+def account_out(a: Account, token: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": a.id, "name": a.name, "role": str(a.role),
+                           "store_id": a.store_id}
+    if token is not None:
+        out["token"] = token
+    return out
+
+
+def store_out(s: Store) -> dict[str, Any]:
+    return {"id": s.id, "name": s.name, "platform": str(s.platform)}
+
+
+def order_out(o: Order) -> dict[str, Any]:
+    return {"id": o.id, "store_id": o.store_id, "consumer_id": o.consumer_id,
+            "kind": str(o.kind), "amount_cents": o.amount_cents, "paid_at": _iso(o.paid_at)}
+
+
+def violation_out(v: Violation) -> dict[str, Any]:
+    return {"id": v.id, "store_id": v.store_id, "work_order_id": v.work_order_id,
+            "kind": str(v.kind), "severity": str(v.severity), "points": v.points,
+            "state": str(v.state), "recorded_at": _iso(v.recorded_at),
+            "rationale": v.rationale, "evidence_ids": list(v.evidence_ids),
+            "recorded_by": v.recorded_by, "appeal_statement": v.appeal_statement,
+            "appealed_at": _iso(v.appealed_at),
+            "decision": str(v.decision) if v.decision else None,
+            "decided_at": _iso(v.decided_at)}
+
+
+def points_out(p: PointsStatement) -> dict[str, Any]:
+    return {"store_id": p.store_id, "year": p.year, "total": p.total, "entries": [
+        {"id": e.id, "violation_id": e.violation_id, "points": e.points, "reason": e.reason,
+         "at": _iso(e.at)} for e in p.entries]}

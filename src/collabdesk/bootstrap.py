@@ -1,0 +1,43 @@
+"""The one place where settings become engines, adapters and services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from .adapters.clock import Clock, SystemClock, TestClock
+from .adapters.db.engine import make_engine, migrate
+from .adapters.db.uow import SqlUnitOfWorkFactory
+from .adapters.evidence_files import LocalEvidenceStore
+from .services.context import ServiceContext
+from .settings import Settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    ctx: ServiceContext
+    test_clock: TestClock | None
+
+
+def build(settings: Settings, *, clock: Clock | None = None, run_migrations: bool = True
+          ) -> Container:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    if run_migrations:
+        migrate(engine)
+    test_clock = None
+    if clock is None:
+        if settings.test_clock:
+            test_clock = TestClock()
+            clock = test_clock
+        else:
+            clock = SystemClock()
+    ctx = ServiceContext(
+        uow=SqlUnitOfWorkFactory(engine), clock=clock, policy=settings.policy(),
+        evidence_store=LocalEvidenceStore(settings.data_dir / "evidence"),
+        evidence_max_bytes=settings.evidence_max_bytes,
+        timer_batch_size=settings.timer_batch_size)
+    return Container(settings, engine, ctx, test_clock)

@@ -1,0 +1,210 @@
+"""The `collabdesk` command: serve, audit verify, accounts create, orders import."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from collabdesk.bootstrap import Container, build
+from collabdesk.domain.errors import CollabdeskError
+from collabdesk.domain.states import ACCOUNT_ROLES, Role
+from collabdesk.settings import Settings
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    if args.data_dir:
+        overrides["data_dir"] = Path(args.data_dir)
+    return Settings(**overrides)
+
+
+def _db_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir; "
+                   "env COLLABDESK_DATABASE_URL)")
+    p.add_argument("--data-dir", help="data directory (default ./collabdesk-data; "
+                   "env COLLABDESK_DATA_DIR)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="collabdesk", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database and serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--test-clock", action="store_true",
+                       help="keep a movable clock (POST /v1/test-clock/advance)")
+    serve.add_argument("--demo", action="store_true",
+                       help="fill an empty database with demo data and print how to use it")
+    _db_options(serve)
+
+    audit = sub.add_parser("audit", help="audit trail tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="recompute every work order's hash chain")
+    _db_options(verify)
+
+    acc = sub.add_parser("accounts", help="manage accounts")
+    acc_sub = acc.add_subparsers(dest="accounts_command", required=True)
+    create = acc_sub.add_parser("create", help="create an account and print its token")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, choices=sorted(str(r) for r in ACCOUNT_ROLES))
+    create.add_argument("--store-id")
+    create.add_argument("--phone")
+    create.add_argument("--email")
+    create.add_argument("--login")
+    create.add_argument("--password", help="with --login: enables web sign-in "
+                        "(or set COLLABDESK_NEW_PASSWORD)")
+    _db_options(create)
+
+    orders = sub.add_parser("orders", help="manage orders")
+    orders_sub = orders.add_subparsers(dest="orders_command", required=True)
+    imp = orders_sub.add_parser("import", help="import orders from CSV or JSON lines")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--format", choices=["csv", "jsonl"],
+                     help="default: from the extension (.csv, otherwise JSON lines)")
+    imp.add_argument("--batch-size", type=int, default=500)
+    _db_options(imp)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "audit":
+            return _audit_verify(args)
+        if args.command == "accounts":
+            return _accounts_create(args)
+        return _orders_import(args)
+    except CollabdeskError as exc:
+        print(f"error: {exc.detail} ({exc.code})", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from collabdesk.api.app import create_app
+    from collabdesk.services.accounts import ensure_admin
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings(args, test_clock=True if args.test_clock else None)
+    container = build(settings)
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    generated = ensure_admin(container.ctx, admin_token)
+    if generated:
+        print("\nA bootstrap admin was created. Its token is shown only this once:\n"
+              f"  COLLABDESK_ADMIN_TOKEN={generated}\n", flush=True)
+    if args.demo:
+        _demo(container, args)
+    print(f"collabdesk serving on http://{args.host}:{args.port}  (docs: /docs, "
+          f"database: {container.engine.url.render_as_string(hide_password=True)})",
+          flush=True)
+    uvicorn.run(create_app(container), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _demo(container: Container, args: argparse.Namespace) -> None:
+    from collabdesk.services import demo
+
+    summary = demo.seed(container.ctx)
+    base = f"http://{args.host}:{args.port}"
+    if not summary.created:
+        print("--demo: the demo data is already there (tokens as before).", flush=True)
+    lines = ["", "Demo data ready. Accounts (bearer token / web login, password "
+             f"'{demo.PASSWORD}'):"]
+    for account_id, name, role, store in demo.DEMO_ACCOUNTS:
+        login = account_id.removeprefix("acc_demo_")
+        where = f" of {store}" if store else ""
+        lines.append(f"  {role:<15} {demo.demo_token(account_id):<22} {login:<16} "
+                     f"{name}{where}")
+    for state, wo_id in summary.work_orders.items():
+        lines.append(f"  work order {state:<22} {wo_id}")
+    lines += ["", "Try:",
+              f"  curl -s -H 'Authorization: Bearer demo-agent' {base}/v1/work-orders",
+              f"  curl -s -H 'Authorization: Bearer demo-consumer' {base}/v1/inbox",
+              f"  curl -s -H 'Authorization: Bearer demo-owner' "
+              f"{base}/v1/stores/demo-tmall/metrics", ""]
+    print("\n".join(lines), flush=True)
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from collabdesk.services.audit import verify_chains
+
+    container = build(_settings(args))
+    with tqdm(desc="verifying chains", unit="work order", file=sys.stderr,
+              disable=None) as bar:
+        report = verify_chains(container.ctx, progress=bar.update)
+    for wo_id, problem in report.broken:
+        print(f"BROKEN {wo_id}: {problem}")
+    print(f"checked {report.checked} work orders, {report.events} events: "
+          f"{len(report.broken)} broken chain(s)")
+    return 1 if report.broken else 0
+
+
+def _accounts_create(args: argparse.Namespace) -> int:
+    from collabdesk.services.accounts import create_account
+
+    container = build(_settings(args))
+    password = args.password or os.environ.get("COLLABDESK_NEW_PASSWORD")
+    account, token = create_account(
+        container.ctx, None, name=args.name, role=Role(args.role), store_id=args.store_id,
+        phone=args.phone, email=args.email, login=args.login,
+        password=password if args.login else None)
+    print(f"created {account.role} account {account.id} ({account.name})", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        if fmt == "csv":
+            for n, row in enumerate(csv.DictReader(f), start=2):  # line 1 is the header
+                yield n, dict(row)
+            return
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield n, {"__error__": f"not JSON: {exc.msg}"}
+                continue
+            yield n, value if isinstance(value, dict) else {"__error__": "not a JSON object"}
+
+
+def _orders_import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from collabdesk.services.catalog import import_orders
+
+    path: Path = args.file
+    if not path.is_file():
+        print(f"error: no such file: {path}", file=sys.stderr)
+        return 2
+    fmt = args.format or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+    with path.open(encoding="utf-8-sig") as f:
+        total = sum(1 for line in f if line.strip()) - (1 if fmt == "csv" else 0)
+    container = build(_settings(args))
+    with tqdm(total=max(total, 0), desc="importing orders", unit="row", file=sys.stderr,
+              disable=None) as bar:
+        result = import_orders(container.ctx, _rows(path, fmt), batch_size=args.batch_size,
+                               progress=bar.update)
+    print(f"imported {result.imported} order(s); refused {len(result.refused)}")
+    for line, why in result.refused[:200]:
+        print(f"  line {line}: {why}")
+    if len(result.refused) > 200:
+        print(f"  ... and {len(result.refused) - 200} more")
+    return 1 if result.refused and not result.imported else 0

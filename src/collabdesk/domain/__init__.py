@@ -1,0 +1,1 @@
+"""Pure domain: states, transitions, policy, metrics, points, audit. No I/O here."""

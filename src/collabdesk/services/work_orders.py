@@ -1,0 +1,258 @@
+"""Work-order use cases: one function per command, each one unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from collabdesk.domain.audit import ChainLink
+from collabdesk.domain.errors import NotFound, ValidationFailed, VersionConflict
+from collabdesk.domain.model import WorkOrder
+from collabdesk.domain.records import Delivery, Note
+from collabdesk.domain.replies import ReplyOption
+from collabdesk.domain.states import MERCHANT_ROLES, Role, State
+from collabdesk.domain.timers import timers_for
+from collabdesk.domain.values import (
+    Actor,
+    AppealDecision,
+    Category,
+    Contact,
+    ContactChannel,
+    ContactOutcome,
+    NoteVisibility,
+    Remedy,
+    Ruling,
+    VerificationOutcome,
+)
+
+from . import notifications
+from .access import SEES_EVERYTHING, handles_store, visible_work_order
+from .context import ServiceContext, new_id
+from .ports import UnitOfWork, WorkOrderQuery
+
+
+def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,
+                  before: State | None, now: datetime) -> None:
+    """Persist a changed aggregate: guarded save, audit events, timers, notifications.
+
+    The guarded save comes first: it takes the row lock that serialises appends to the
+    work order's hash chain.
+    """
+    if before is None:
+        uow.work_orders.add(wo)
+    else:
+        uow.work_orders.save(wo)
+    events, wo.events = wo.events, []
+    uow.events.append(wo.id, events)
+    if wo.state is not before:
+        if before is not None:
+            uow.timers.cancel_pending(wo.id, now)
+        uow.timers.schedule(wo.id, timers_for(wo, ctx.policy), now)
+    notifications.on_events(uow, wo, events)
+
+
+def _check_version(wo: WorkOrder, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != wo.version:
+        raise VersionConflict(
+            f"work order {wo.id} is at version {wo.version}, not {expected_version}")
+
+
+def _usable_evidence(uow: UnitOfWork, actor: Actor, wo: WorkOrder,
+                     evidence_ids: tuple[str, ...]) -> None:
+    """Evidence may be cited by whoever uploaded it, or once it is on this work order."""
+    if not evidence_ids:
+        return
+    records = {r.id: r for r in uow.evidence.get_many(list(evidence_ids))}
+    unusable = [e for e in evidence_ids if e not in records or (
+        records[e].uploaded_by != actor.id and wo.id not in uow.evidence.attached_to(e))]
+    if unusable:
+        raise ValidationFailed(f"unknown evidence ids: {', '.join(unusable)}")
+
+
+def _change(ctx: ServiceContext, actor: Actor, work_order_id: str,
+            expected_version: int | None, evidence_ids: tuple[str, ...],
+            act: Callable[[UnitOfWork, WorkOrder, datetime], None]) -> WorkOrder:
+    """The shape of every state-changing command on an existing work order."""
+    def run(uow: UnitOfWork) -> WorkOrder:
+        now = ctx.clock.now()
+        wo = visible_work_order(uow, actor, work_order_id)
+        _check_version(wo, expected_version)
+        _usable_evidence(uow, actor, wo, evidence_ids)
+        before = wo.state
+        act(uow, wo, now)
+        if evidence_ids:
+            uow.evidence.attach(list(evidence_ids), wo.id, now)
+        commit_change(ctx, uow, wo, before, now)
+        return wo
+    return ctx.write(run)
+
+
+def open_work_order(ctx: ServiceContext, actor: Actor, *, order_id: str, category: Category,
+                    claim: str, requested_remedy: Remedy | None) -> WorkOrder:
+    def run(uow: UnitOfWork) -> WorkOrder:
+        now = ctx.clock.now()
+        order = uow.orders.get(order_id)
+        if order is None or (actor.role is Role.CONSUMER and order.consumer_id != actor.id):
+            raise NotFound(f"order {order_id} not found")
+        wo = WorkOrder.open(
+            work_order_id=new_id("wo"), order=order, category=category, claim=claim,
+            requested_remedy=requested_remedy, actor=actor, now=now, policy=ctx.policy,
+            order_has_open_work_order=uow.work_orders.has_open(order_id))
+        commit_change(ctx, uow, wo, None, now)
+        return wo
+    return ctx.write(run)
+
+
+def get_work_order(ctx: ServiceContext, actor: Actor, work_order_id: str) -> WorkOrder:
+    return ctx.read(lambda uow: visible_work_order(uow, actor, work_order_id))
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    state: State | None = None
+    store_id: str | None = None
+    due_before: datetime | None = None
+
+
+def list_work_orders(ctx: ServiceContext, actor: Actor, filters: ListFilters,
+                     after: tuple[datetime | None, str] | None, limit: int) -> list[WorkOrder]:
+    """Only what the caller may see; `limit + 1` rows tell the caller a next page exists."""
+    consumer_id = scope_store = None
+    if actor.role is Role.CONSUMER:
+        consumer_id = actor.id
+    elif actor.role not in SEES_EVERYTHING:
+        if actor.store_id is None or not handles_store(actor, actor.store_id):
+            return []
+        scope_store = actor.store_id
+    query = WorkOrderQuery(limit=limit, consumer_id=consumer_id, scope_store_id=scope_store,
+                           state=filters.state, store_id=filters.store_id,
+                           due_before=filters.due_before, after=after)
+    return ctx.read(lambda uow: uow.work_orders.query(query))
+
+
+def log_contact(ctx: ServiceContext, actor: Actor, work_order_id: str, *,
+                channel: ContactChannel, contacted_at: datetime, outcome: ContactOutcome,
+                summary: str | None, evidence_ids: tuple[str, ...],
+                expected_version: int | None = None) -> Contact:
+    contact_box: list[Contact] = []
+
+    def act(uow: UnitOfWork, wo: WorkOrder, now: datetime) -> None:
+        contact = Contact(new_id("ct"), wo.id, channel, contacted_at, outcome, summary,
+                          evidence_ids, actor.id, now)
+        wo.log_contact(contact, actor, now)
+        uow.work_orders.add_contact(contact)
+        contact_box.append(contact)
+
+    _change(ctx, actor, work_order_id, expected_version, evidence_ids, act)
+    return contact_box[0]
+
+
+def list_contacts(ctx: ServiceContext, actor: Actor, work_order_id: str) -> list[Contact]:
+    return ctx.read(lambda uow: visible_work_order(uow, actor, work_order_id).contacts)
+
+
+def reply(ctx: ServiceContext, actor: Actor, work_order_id: str, *, option: ReplyOption,
+          statement: str | None, agreement: Remedy | None, evidence_ids: tuple[str, ...],
+          expected_version: int | None = None) -> WorkOrder:
+    return _change(ctx, actor, work_order_id, expected_version, evidence_ids,
+                   lambda uow, wo, now: wo.give_reply(
+                       option=option, statement=statement, agreement=agreement,
+                       evidence_ids=evidence_ids, actor=actor, now=now, policy=ctx.policy))
+
+
+def add_note(ctx: ServiceContext, actor: Actor, work_order_id: str, *, text: str,
+             visibility: NoteVisibility, evidence_ids: tuple[str, ...],
+             expected_version: int | None = None) -> Note:
+    if not text.strip():
+        raise ValidationFailed("text is required")
+    note_box: list[Note] = []
+
+    def act(uow: UnitOfWork, wo: WorkOrder, now: datetime) -> None:
+        note = Note(new_id("nt"), wo.id, actor.id, actor.role, text, str(visibility),
+                    evidence_ids, now)
+        wo.record_note(note.id, note.visibility, evidence_ids, actor, now)
+        uow.notes.add(note)
+        note_box.append(note)
+
+    _change(ctx, actor, work_order_id, expected_version, evidence_ids, act)
+    return note_box[0]
+
+
+def list_notes(ctx: ServiceContext, actor: Actor, work_order_id: str) -> list[Note]:
+    """Platform-only notes are shown to platform staff and to their author."""
+    def run(uow: UnitOfWork) -> list[Note]:
+        visible_work_order(uow, actor, work_order_id)
+        platform = actor.role in SEES_EVERYTHING
+        return [n for n in uow.notes.for_work_order(work_order_id)
+                if n.visibility == NoteVisibility.ALL or platform or n.author_id == actor.id]
+    return ctx.read(run)
+
+
+def respond_as_consumer(ctx: ServiceContext, actor: Actor, work_order_id: str, *, accept: bool,
+                        statement: str | None, expected_version: int | None = None
+                        ) -> WorkOrder:
+    return _change(ctx, actor, work_order_id, expected_version, (),
+                   lambda uow, wo, now: wo.respond_as_consumer(accept, statement, actor, now))
+
+
+def verify(ctx: ServiceContext, actor: Actor, work_order_id: str, *,
+           outcome: VerificationOutcome, rationale: str,
+           expected_version: int | None = None) -> WorkOrder:
+    return _change(ctx, actor, work_order_id, expected_version, (),
+                   lambda uow, wo, now: wo.verify(outcome, rationale, actor, now))
+
+
+def judge(ctx: ServiceContext, actor: Actor, work_order_id: str, *, ruling: Ruling,
+          rationale: str, remedy: Remedy | None, expected_version: int | None = None
+          ) -> WorkOrder:
+    return _change(ctx, actor, work_order_id, expected_version, (),
+                   lambda uow, wo, now: wo.rule(ruling, rationale, remedy, actor, now))
+
+
+def appeal(ctx: ServiceContext, actor: Actor, work_order_id: str, *, statement: str,
+           evidence_ids: tuple[str, ...], expected_version: int | None = None) -> WorkOrder:
+    return _change(ctx, actor, work_order_id, expected_version, evidence_ids,
+                   lambda uow, wo, now: wo.file_appeal(statement, evidence_ids, actor, now,
+                                                       ctx.policy))
+
+
+def decide_appeal(ctx: ServiceContext, actor: Actor, work_order_id: str, *,
+                  decision: AppealDecision, rationale: str,
+                  expected_version: int | None = None) -> WorkOrder:
+    return _change(ctx, actor, work_order_id, expected_version, (),
+                   lambda uow, wo, now: wo.decide_appeal(decision, rationale, actor, now))
+
+
+def settle(ctx: ServiceContext, actor: Actor, work_order_id: str, *, amount_cents: int,
+           rationale: str, expected_version: int | None = None) -> WorkOrder:
+    return _change(ctx, actor, work_order_id, expected_version, (),
+                   lambda uow, wo, now: wo.settle(amount_cents, rationale, actor, now))
+
+
+def withdraw(ctx: ServiceContext, actor: Actor, work_order_id: str,
+             expected_version: int | None = None) -> WorkOrder:
+    return _change(ctx, actor, work_order_id, expected_version, (),
+                   lambda uow, wo, now: wo.withdraw(actor, now))
+
+
+def list_events(ctx: ServiceContext, actor: Actor, work_order_id: str, after_seq: int,
+                limit: int) -> list[ChainLink]:
+    def run(uow: UnitOfWork) -> list[ChainLink]:
+        visible_work_order(uow, actor, work_order_id)
+        return uow.events.after(work_order_id, after_seq, limit)
+    return ctx.read(run)
+
+
+def list_deliveries(ctx: ServiceContext, actor: Actor, work_order_id: str) -> list[Delivery]:
+    """Platform staff see every line; a store sees its staff's; a consumer their own."""
+    def run(uow: UnitOfWork) -> list[Delivery]:
+        wo = visible_work_order(uow, actor, work_order_id)
+        lines = uow.deliveries.for_work_order(work_order_id)
+        if actor.role in SEES_EVERYTHING:
+            return lines
+        if actor.role in MERCHANT_ROLES:
+            return [d for d in lines if d.recipient_store_id == wo.store_id]
+        return [d for d in lines if d.recipient_id == actor.id]
+    return ctx.read(run)
+

@@ -1,0 +1,59 @@
+"""The one typed settings object (style.md habit 6). Every default of rules.md §6 is here,
+overridable by a `COLLABDESK_*` environment variable (durations as seconds or ISO 8601,
+e.g. `COLLABDESK_REPLY_WINDOW=PT24H`). Built once at start-up and passed in.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .domain.policy import Policy
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COLLABDESK_", extra="ignore")
+
+    database_url: str | None = None
+    data_dir: Path = Path("collabdesk-data")
+    admin_token: SecretStr | None = None
+    test_clock: bool = False
+
+    evidence_max_bytes: int = Field(default=20 * MIB, gt=0)
+    timer_poll_seconds: float = Field(default=1.0, gt=0)
+    timer_batch_size: int = Field(default=200, gt=0)
+
+    reply_window: timedelta = timedelta(hours=24)
+    reminders_before_due: list[timedelta] = [timedelta(hours=12), timedelta(hours=2)]
+    confirmation_window: timedelta = timedelta(hours=48)
+    verification_sla: timedelta = timedelta(hours=24)
+    adjudication_sla: timedelta = timedelta(hours=48)
+    appeal_window: timedelta = timedelta(days=7)
+    min_contact_attempts: int = Field(default=2, ge=1)
+    metric_window_days: int = Field(default=30, ge=1)
+    points_general: int = Field(default=12, ge=0)
+    points_serious: int = Field(default=48, ge=0)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'collabdesk.db').resolve()}"
+
+    def policy(self) -> Policy:
+        return Policy(
+            reply_window=self.reply_window,
+            reminders_before_due=tuple(self.reminders_before_due),
+            confirmation_window=self.confirmation_window,
+            verification_sla=self.verification_sla,
+            adjudication_sla=self.adjudication_sla,
+            appeal_window=self.appeal_window,
+            min_contact_attempts=self.min_contact_attempts,
+            metric_window_days=self.metric_window_days,
+            points={"general": self.points_general, "serious": self.points_serious},
+        )

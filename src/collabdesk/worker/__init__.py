@@ -1,0 +1,1 @@
+"""Thin loops around services: the deadline runner (and, later, the outbox dispatcher)."""
