@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from .adapters.clock import Clock, SystemClock, TestClock
+from .adapters.clock import Clock, MovableClock, SystemClock, TestClock
 from .adapters.db.engine import make_engine, migrate
 from .adapters.db.uow import SqlUnitOfWorkFactory
 from .adapters.evidence_files import LocalEvidenceStore
@@ -19,7 +19,7 @@ class Container:
     settings: Settings
     engine: Engine
     ctx: ServiceContext
-    test_clock: TestClock | None
+    test_clock: MovableClock | None
 
 
 def build(settings: Settings, *, clock: Clock | None = None, run_migrations: bool = True
@@ -28,7 +28,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_migrations: boo
     engine = make_engine(settings.resolved_database_url)
     if run_migrations:
         migrate(engine)
-    test_clock = None
+    test_clock: MovableClock | None = None
     if clock is None:
         if settings.test_clock:
             test_clock = TestClock()

@@ -11,6 +11,13 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
+class MovableClock(Protocol):
+    """A clock tests (and `--test-clock`) can move forward."""
+
+    def now(self) -> datetime: ...
+    def advance(self, seconds: float) -> datetime: ...
+
+
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)

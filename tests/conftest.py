@@ -1,0 +1,119 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), a movable clock, services, HTTP.
+
+PostgreSQL tests read their URL from COLLABDESK_TEST_POSTGRES_URL
+(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test). Without it they are skipped
+locally; under CI=true a missing URL is an error, so CI can never silently skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from collabdesk.adapters.clock import FixedClock
+from collabdesk.adapters.db.engine import make_engine, migrate
+from collabdesk.adapters.db.tables import metadata
+from collabdesk.api.app import create_app
+from collabdesk.bootstrap import Container, build
+from collabdesk.services.accounts import ensure_admin
+from collabdesk.services.context import ServiceContext
+from collabdesk.settings import Settings
+
+PG_ENV = "COLLABDESK_TEST_POSTGRES_URL"
+START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+ADMIN_TOKEN = "test-admin-token"
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get(PG_ENV)
+    if not url and os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI must set {PG_ENV}: PostgreSQL tests may not be skipped")
+    return url
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate once; every test gets a copy of this file."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_engine() -> Iterator[Engine]:
+    url = postgres_url()
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set")
+    engine = make_engine(url)
+    with engine.begin() as conn:  # start from an empty schema, whatever ran before
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    names = ", ".join(t.name for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using it runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "collabdesk.db"
+        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
+        return f"sqlite:///{path}"
+    engine: Engine = request.getfixturevalue("_postgres_engine")
+    _truncate(engine)
+    return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def postgres_database_url(_postgres_engine: Engine) -> str:
+    _truncate(_postgres_engine)
+    return _postgres_engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def container(settings: Settings, clock: FixedClock) -> Iterator[Container]:
+    built = build(settings, clock=clock, run_migrations=False)
+    built.test_clock = clock
+    ensure_admin(built.ctx, ADMIN_TOKEN)
+    yield built
+    built.engine.dispose()
+
+
+@pytest.fixture
+def ctx(container: Container) -> ServiceContext:
+    return container.ctx
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[TestClient]:
+    app = create_app(container, start_runner=False)
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c
