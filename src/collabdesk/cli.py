@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import ArgumentError, OperationalError
+
 from collabdesk.bootstrap import Container, build
 from collabdesk.domain.errors import CollabdeskError
 from collabdesk.domain.states import ACCOUNT_ROLES, Role
@@ -88,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         return _orders_import(args)
     except CollabdeskError as exc:
         print(f"error: {exc.detail} ({exc.code})", file=sys.stderr)
+        return 2
+    except (ArgumentError, OperationalError) as exc:  # a bad URL, an unreachable database
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"error: cannot use the database: {reason}", file=sys.stderr)
         return 2
 
 
@@ -171,8 +177,9 @@ def _accounts_create(args: argparse.Namespace) -> int:
 def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8-sig", newline="") as f:
         if fmt == "csv":
-            for n, row in enumerate(csv.DictReader(f), start=2):  # line 1 is the header
-                yield n, dict(row)
+            reader = csv.DictReader(f)
+            for row in reader:  # numbered by the file's lines, blank ones included
+                yield reader.line_num, dict(row)
             return
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -195,8 +202,13 @@ def _orders_import(args: argparse.Namespace) -> int:
         print(f"error: no such file: {path}", file=sys.stderr)
         return 2
     fmt = args.format or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
-    with path.open(encoding="utf-8-sig") as f:
-        total = sum(1 for line in f if line.strip()) - (1 if fmt == "csv" else 0)
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            total = sum(1 for line in f if line.strip()) - (1 if fmt == "csv" else 0)
+    except UnicodeDecodeError as exc:
+        print(f"error: {path} is not UTF-8 text (byte {exc.start}): nothing imported",
+              file=sys.stderr)
+        return 2
     container = build(_settings(args))
     with tqdm(total=max(total, 0), desc="importing orders", unit="row", file=sys.stderr,
               disable=None) as bar:

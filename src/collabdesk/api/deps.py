@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
@@ -65,6 +66,42 @@ def decode_cursor(cursor: str) -> Any:
         return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError:
         raise ValidationFailed("cursor is not one this server issued") from None
+
+
+def offset_cursor(cursor: str | None) -> int:
+    """A position cursor (`0` when absent); anything but a non-negative int is refused."""
+    if not cursor:
+        return 0
+    value = decode_cursor(cursor)
+    if type(value) is not int or value < 0:
+        raise ValidationFailed("cursor is not one this server issued")
+    return value
+
+
+def _keyset(cursor: str, nullable_time: bool) -> tuple[datetime | None, str]:
+    raw = decode_cursor(cursor)
+    try:
+        at, key = raw
+        moment = None if at is None and nullable_time else datetime.fromisoformat(at)
+    except (TypeError, ValueError):
+        raise ValidationFailed("cursor is not one this server issued") from None
+    if not isinstance(key, str) or (moment is not None and moment.tzinfo is None):
+        raise ValidationFailed("cursor is not one this server issued")
+    return moment, key
+
+
+def keyset_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """A `[time, id]` cursor; a malformed one is a validation error, never a crash."""
+    if not cursor:
+        return None
+    at, key = _keyset(cursor, nullable_time=False)
+    assert at is not None
+    return at, key
+
+
+def due_cursor(cursor: str | None) -> tuple[datetime | None, str] | None:
+    """A `[due_at or null, id]` cursor of the work-order list."""
+    return _keyset(cursor, nullable_time=True) if cursor else None
 
 
 def page(items: Sequence[T], limit: int, cursor_of: Callable[[T], Any],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -42,7 +43,8 @@ class IdempotencyMiddleware:
         ctx: ServiceContext = scope["app"].state.ctx
         body = await _read_body(receive)
         scope_id = hashlib.sha256(token.encode()).hexdigest()
-        fingerprint = svc.request_fingerprint("POST", scope["path"], body)
+        fingerprint = svc.request_fingerprint(
+            "POST", scope["path"], _canonical(body, headers.get("content-type")))
 
         try:
             stored = await run_in_threadpool(svc.begin, ctx, scope_id, key, fingerprint)
@@ -75,6 +77,16 @@ class IdempotencyMiddleware:
         record = json.dumps({"headers": kept,
                              "body": captured["body"].decode("utf-8", "replace")})
         await run_in_threadpool(svc.finish, ctx, scope_id, key, captured["status"], record)
+
+
+def _canonical(body: bytes, content_type: str | None) -> bytes:
+    """A multipart body differs from one send to the next only by its random boundary;
+    with the boundary blanked out, a retried upload is recognised as the same request."""
+    if content_type and content_type.lower().startswith("multipart/"):
+        found = re.search(r'boundary="?([^";]+)"?', content_type, re.IGNORECASE)
+        if found:
+            return body.replace(found.group(1).encode("latin-1"), b"")
+    return body
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 ALLOWED_MEDIA_TYPES = (
     "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "audio/mpeg",
     "audio/mp4", "video/mp4", "audio/amr", "audio/wav", "text/plain",
@@ -36,4 +38,4 @@ def sniff_media_type(head: bytes) -> str | None:
 
 def is_plain_text(text: str) -> bool:
     """No NULs or control characters other than tab, newline, CR and form feed."""
-    return all(ch >= " " or ch in "\t\n\r\f" for ch in text)
+    return all(ch in "\t\n\r\f" or unicodedata.category(ch) != "Cc" for ch in text)

@@ -207,8 +207,11 @@ class WorkOrder:
 
     @property
     def counts_as_dispute(self) -> bool:
-        """A ruling for the consumer counts, unless overturned; worry-free never counts."""
+        """A ruling for the consumer counts, unless overturned; worry-free and withdrawn
+        work orders never count (rules.md §8)."""
         if self.order_kind is OrderKind.WORRY_FREE or self.judgment is None:
+            return False
+        if self.state is State.WITHDRAWN:
             return False
         if self.judgment.ruling is not Ruling.FOR_CONSUMER:
             return False
@@ -316,6 +319,7 @@ class WorkOrder:
     # ---- system actions (timers); each is a no-op when something beat it ---------------------
 
     def time_out(self, actor: Actor, now: datetime) -> bool:
+        self._check_role(Action.TIME_OUT, actor)
         if self.state is not State.AWAITING_MERCHANT or self.due_at is None:
             return False
         if now < self.due_at or self.reply is not None:
@@ -328,6 +332,7 @@ class WorkOrder:
         return True
 
     def lapse_confirmation(self, actor: Actor, now: datetime, policy: Policy) -> bool:
+        self._check_role(Action.CONFIRMATION_LAPSE, actor)
         if self.state is not State.AWAITING_CONSUMER:
             return False
         if now < self.state_entered_at + policy.confirmation_window:
@@ -363,6 +368,7 @@ class WorkOrder:
                now: datetime) -> None:
         action, needs_option = _VERIFICATION_GUARD[outcome]
         self._check_role(action, actor)
+        self._check_state(action)
         _require_text(rationale, "rationale")
         if self.state is State.AWAITING_VERIFICATION and (
             self.reply is None or self.reply.option is not needs_option
@@ -467,8 +473,8 @@ class WorkOrder:
         self.state_entered_at = now
         if self.state is State.IN_ADJUDICATION and self.escalated_at is None:
             self.escalated_at = now
-        if self.state in TERMINAL_STATES:
-            self.closed_at = now
+        # An appeal reopens a judged work order: it is not closed while under appeal.
+        self.closed_at = now if self.state in TERMINAL_STATES else None
         self.sla_overdue = False
 
     def _record(self, type_: str, actor: Actor, now: datetime, data: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from .errors import AppealWindowClosed, Forbidden, InvalidTransition, ValidationFailed
@@ -82,9 +82,14 @@ class Violation:
                    policy.points[severity.value], rationale, evidence_ids,
                    ViolationState.IN_FORCE, now, actor.id)
 
+    @property
+    def ledger_year(self) -> int:
+        """The calendar year (UTC) of the recording; its revocation books to it too."""
+        return self.recorded_at.astimezone(UTC).year
+
     def ledger_entry(self, entry_id: str) -> LedgerEntry:
         """The penalty line; the year is the calendar year (UTC) of the recording."""
-        return LedgerEntry(entry_id, self.store_id, self.recorded_at.year, self.id,
+        return LedgerEntry(entry_id, self.store_id, self.ledger_year, self.id,
                            self.points, f"{self.severity} violation: {self.kind}",
                            self.recorded_at)
 
@@ -120,5 +125,5 @@ class Violation:
             self.state = ViolationState.IN_FORCE
             return None
         self.state = ViolationState.REVOKED
-        return LedgerEntry(entry_id, self.store_id, self.recorded_at.year, self.id,
+        return LedgerEntry(entry_id, self.store_id, self.ledger_year, self.id,
                            -self.points, f"violation {self.id} revoked on appeal", now)

@@ -86,7 +86,7 @@ def parse_order_row(row: dict[str, Any]) -> Order:
     except (TypeError, ValueError):
         raise ValidationFailed(
             f"amount_cents must be an integer, not {row['amount_cents']!r}") from None
-    if isinstance(row["amount_cents"], float) or amount < 0:
+    if isinstance(row["amount_cents"], float | bool) or amount < 0:  # JSON true is not 1
         raise ValidationFailed("amount_cents must be a non-negative integer number of cents")
     try:
         paid_at = datetime.fromisoformat(str(row["paid_at"]).replace("Z", "+00:00"))

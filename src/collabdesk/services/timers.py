@@ -7,6 +7,7 @@ already cancelled it, and the domain treats a late one as a no-op.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from collabdesk.domain.records import Timer
@@ -18,6 +19,8 @@ from . import notifications
 from .context import ServiceContext
 from .ports import UnitOfWork
 from .work_orders import commit_change
+
+log = logging.getLogger("collabdesk.timers")
 
 
 def _fire(ctx: ServiceContext, timer: Timer, now: datetime) -> bool:
@@ -55,10 +58,17 @@ def fire_due_timers(ctx: ServiceContext, now: datetime | None = None) -> int:
     including those that firing schedules within the same horizon. Returns how many."""
     horizon = now or ctx.clock.now()
     fired = 0
+    failed: set[int] = set()  # a timer whose effect crashed must not starve the others
     while True:
-        due = ctx.read(lambda uow: uow.timers.due(horizon, ctx.timer_batch_size))
+        due = [t for t in ctx.read(lambda uow: uow.timers.due(
+            horizon, ctx.timer_batch_size + len(failed))) if t.id not in failed]
         if not due:
             return fired
         for timer in due:
-            if _fire(ctx, timer, horizon):
-                fired += 1
+            try:
+                if _fire(ctx, timer, horizon):
+                    fired += 1
+            except Exception:
+                log.exception("timer %s (%s) of work order %s failed; it stays due",
+                              timer.id, timer.kind, timer.work_order_id)
+                failed.add(timer.id)

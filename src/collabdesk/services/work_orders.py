@@ -36,18 +36,21 @@ def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,
                   before: State | None, now: datetime) -> None:
     """Persist a changed aggregate: guarded save, audit events, timers, notifications.
 
-    The guarded save comes first: it takes the row lock that serialises appends to the
-    work order's hash chain.
+    Locks are taken timers first, then the work order row, the same order as the timer
+    runner (claim, then save); the opposite order deadlocks a reply against a timeout on
+    PostgreSQL. The guarded save comes before the events: its row lock serialises appends
+    to the work order's hash chain.
     """
+    state_changed = wo.state is not before
+    if state_changed and before is not None:
+        uow.timers.cancel_pending(wo.id, now)
     if before is None:
         uow.work_orders.add(wo)
     else:
         uow.work_orders.save(wo)
     events, wo.events = wo.events, []
     uow.events.append(wo.id, events)
-    if wo.state is not before:
-        if before is not None:
-            uow.timers.cancel_pending(wo.id, now)
+    if state_changed:
         uow.timers.schedule(wo.id, timers_for(wo, ctx.policy), now)
     notifications.on_events(uow, wo, events)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Self
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
+from collabdesk.domain.errors import ConcurrentUpdate
 from collabdesk.services.ports import (
     AccountRepository,
     DeliveryRepository,
@@ -77,7 +79,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(conn)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._conn is not None
         try:
             if self._conn.in_transaction():
@@ -85,10 +87,27 @@ class SqlUnitOfWork:
         finally:
             self._conn.close()
             self._conn = None
+        if isinstance(exc, DBAPIError) and _lost_a_race(exc):
+            # The database chose this transaction as a deadlock or serialization victim:
+            # nothing was written, so the service may rerun the use case.
+            raise ConcurrentUpdate(f"transaction aborted by the database: {exc.orig}") from exc
 
     def commit(self) -> None:
         assert self._conn is not None
-        self._conn.commit()
+        try:
+            self._conn.commit()
+        except DBAPIError as exc:
+            if _lost_a_race(exc):
+                raise ConcurrentUpdate(f"commit aborted by the database: {exc.orig}") from exc
+            raise
+
+
+# PostgreSQL: serialization_failure, deadlock_detected.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _lost_a_race(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
 class SqlUnitOfWorkFactory:

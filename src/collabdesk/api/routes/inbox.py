@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Response, status
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Response, status
 from collabdesk.services import inbox as svc
 
 from .. import schemas as s
-from ..deps import Caller, Ctx, Limit, decode_cursor, page
+from ..deps import Caller, Ctx, Limit, keyset_cursor, page
 
 router = APIRouter(prefix="/v1/inbox", tags=["notifications"])
 
@@ -18,10 +17,7 @@ router = APIRouter(prefix="/v1/inbox", tags=["notifications"])
 @router.get("")
 def list_inbox(ctx: Ctx, caller: Caller, limit: Limit = 50,
                cursor: str | None = None) -> dict[str, Any]:
-    before = None
-    if cursor:
-        at, item_id = decode_cursor(cursor)
-        before = (datetime.fromisoformat(at), item_id)
+    before = keyset_cursor(cursor)
     items = svc.list_inbox(ctx, caller, before, limit + 1)
     return page(items, limit, lambda i: [s._iso(i.created_at), i.id], s.inbox_out)
 

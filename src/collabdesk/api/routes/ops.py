@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from collabdesk.domain.errors import Forbidden, NotFound
@@ -35,14 +35,19 @@ def _test_clock(request: Request) -> Any:
     return clock
 
 
+# Declared before the caller and the body, so a server without the test clock answers
+# 404 whoever asks (api.md: "Without --test-clock both paths answer 404").
+TestClockOn = Annotated[Any, Depends(_test_clock)]
+
+
 @router.get("/v1/test-clock", tags=["test clock"])
-def get_test_clock(request: Request) -> dict[str, str]:
-    return {"now": utc_iso(_test_clock(request).now())}
+def get_test_clock(clock: TestClockOn) -> dict[str, str]:
+    return {"now": utc_iso(clock.now())}
 
 
 @router.post("/v1/test-clock/advance", tags=["test clock"])
-def advance(body: s.AdvanceIn, request: Request, ctx: Ctx, caller: Caller) -> dict[str, Any]:
-    clock = _test_clock(request)
+def advance(clock: TestClockOn, body: s.AdvanceIn, request: Request, ctx: Ctx,
+            caller: Caller) -> dict[str, Any]:
     if caller.role is not Role.ADMIN:
         raise Forbidden("only an admin moves the test clock")
     runner = request.app.state.runner

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Response, status
 from pydantic import AwareDatetime
 
-from collabdesk.domain.errors import ValidationFailed
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.states import State
 from collabdesk.services import work_orders as svc
 
 from .. import schemas as s
-from ..deps import Caller, Ctx, IfMatch, Limit, decode_cursor, page
+from ..deps import Caller, Ctx, IfMatch, Limit, due_cursor, offset_cursor, page
 
 router = APIRouter(prefix="/v1/work-orders", tags=["work orders"])
 ONE = "/{work_order_id}"
@@ -49,13 +47,7 @@ def get_work_order(work_order_id: str, response: Response, ctx: Ctx,
 def list_work_orders(ctx: Ctx, caller: Caller, state: State | None = None,
                      store_id: str | None = None, due_before: AwareDatetime | None = None,
                      limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
-    after = None
-    if cursor:
-        raw = decode_cursor(cursor)
-        try:
-            after = (datetime.fromisoformat(raw[0]) if raw[0] else None, str(raw[1]))
-        except (TypeError, ValueError, IndexError):
-            raise ValidationFailed("cursor is not one this server issued") from None
+    after = due_cursor(cursor)
     items = svc.list_work_orders(ctx, caller, svc.ListFilters(state, store_id, due_before),
                                  after, limit + 1)
     return page(items, limit, lambda wo: [s._iso(wo.due_at), wo.id], s.work_order_out)
@@ -75,7 +67,7 @@ def log_contact(work_order_id: str, body: s.ContactIn, ctx: Ctx, caller: Caller,
 def list_contacts(work_order_id: str, ctx: Ctx, caller: Caller, limit: Limit = 50,
                   cursor: str | None = None) -> dict[str, Any]:
     contacts = svc.list_contacts(ctx, caller, work_order_id)
-    start = int(decode_cursor(cursor)) if cursor else 0
+    start = offset_cursor(cursor)
     return page(contacts[start:start + limit + 1], limit,
                 lambda c: start + limit, s.contact_out)
 
@@ -102,7 +94,7 @@ def add_note(work_order_id: str, body: s.NoteIn, ctx: Ctx, caller: Caller,
 def list_notes(work_order_id: str, ctx: Ctx, caller: Caller, limit: Limit = 50,
                cursor: str | None = None) -> dict[str, Any]:
     notes = svc.list_notes(ctx, caller, work_order_id)
-    start = int(decode_cursor(cursor)) if cursor else 0
+    start = offset_cursor(cursor)
     return page(notes[start:start + limit + 1], limit, lambda n: start + limit, s.note_out)
 
 
@@ -164,7 +156,7 @@ def withdraw(work_order_id: str, response: Response, ctx: Ctx, caller: Caller,
 @router.get(ONE + "/events")
 def events(work_order_id: str, ctx: Ctx, caller: Caller, limit: Limit = 50,
            cursor: str | None = None) -> dict[str, Any]:
-    after = int(decode_cursor(cursor)) if cursor else 0
+    after = offset_cursor(cursor)
     links = svc.list_events(ctx, caller, work_order_id, after, limit + 1)
     return page(links, limit, lambda e: e.seq, s.event_out)
 
@@ -173,7 +165,7 @@ def events(work_order_id: str, ctx: Ctx, caller: Caller, limit: Limit = 50,
 def deliveries(work_order_id: str, ctx: Ctx, caller: Caller, limit: Limit = 50,
                cursor: str | None = None) -> dict[str, Any]:
     lines = svc.list_deliveries(ctx, caller, work_order_id)
-    start = int(decode_cursor(cursor)) if cursor else 0
+    start = offset_cursor(cursor)
     return page(lines[start:start + limit + 1], limit, lambda d: start + limit,
                 s.delivery_out)
 

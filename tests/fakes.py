@@ -1,0 +1,536 @@
+"""In-memory implementations of every port in `services/ports.py` and of the evidence
+store, so service tests run without a database (style.md habit 7).
+
+The fake database is a set of dicts. A unit of work deep-copies them on `__enter__` and
+works on its copy: `commit()` publishes the copy, leaving without it discards it, exactly
+like a rolled-back transaction. Guarded saves compare `version`; the one-open-work-order
+per order rule is checked like the partial unique index; events are hash-chained with
+`event_hash` like the SQL adapter.
+
+Concurrency: first committer wins. A commit fails with `ConcurrentUpdate` when anything
+else committed since the unit of work began (as SERIALIZABLE would), so an interleaved
+writer is retried by `ServiceContext.write` and judged again on the winner's state, and
+no update is ever lost.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, Self
+
+from collabdesk.adapters.clock import Clock
+from collabdesk.domain.audit import ChainLink, canonical_json, event_hash
+from collabdesk.domain.errors import AlreadyExists, ConcurrentUpdate, DuplicateOpenWorkOrder
+from collabdesk.domain.evidence import is_plain_text
+from collabdesk.domain.metrics import WorkOrderFacts
+from collabdesk.domain.model import WorkOrder
+from collabdesk.domain.policy import Policy
+from collabdesk.domain.records import (
+    Account,
+    Delivery,
+    EvidenceRecord,
+    InboxItem,
+    Note,
+    Timer,
+)
+from collabdesk.domain.timers import TimerSpec
+from collabdesk.domain.values import Contact, DomainEvent, Order, OrderKind, Store, utc_iso
+from collabdesk.domain.violations import LedgerEntry, Violation
+from collabdesk.services.context import ServiceContext
+from collabdesk.services.evidence_port import StagedFile
+from collabdesk.services.ports import (
+    AccountRepository,
+    DeliveryRepository,
+    EventRepository,
+    EvidenceRepository,
+    IdempotencyRepository,
+    InboxRepository,
+    NoteRepository,
+    OrderRepository,
+    StoredResponse,
+    StoreRepository,
+    TimerRepository,
+    ViolationRepository,
+    WorkOrderQuery,
+    WorkOrderRepository,
+)
+
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+@dataclass
+class TimerRow:
+    id: int
+    work_order_id: str
+    kind: str
+    due_at: datetime
+    created_at: datetime
+    fired_at: datetime | None = None
+    cancelled_at: datetime | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.fired_at is None and self.cancelled_at is None
+
+
+@dataclass
+class AccountRow:
+    account: Account
+    token_hash: str
+    password_hash: str | None
+
+
+@dataclass
+class Tables:
+    """The committed state of the fake database (and each unit of work's private copy)."""
+
+    accounts: dict[str, AccountRow] = field(default_factory=dict)
+    stores: dict[str, Store] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    work_orders: dict[str, WorkOrder] = field(default_factory=dict)  # no events, no contacts
+    contacts: dict[str, list[Contact]] = field(default_factory=dict)
+    events: dict[str, list[ChainLink]] = field(default_factory=dict)
+    timers: dict[int, TimerRow] = field(default_factory=dict)
+    next_timer_id: int = 1
+    fired: list[int] = field(default_factory=list)  # timer ids in the order they were claimed
+    notes: list[Note] = field(default_factory=list)
+    evidence: dict[str, EvidenceRecord] = field(default_factory=dict)
+    attachments: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    inbox: dict[str, InboxItem] = field(default_factory=dict)
+    deliveries: list[Delivery] = field(default_factory=list)
+    violations: dict[str, Violation] = field(default_factory=dict)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    idempotency: dict[tuple[str, str], StoredResponse] = field(default_factory=dict)
+
+
+class FakeDatabase:
+    def __init__(self) -> None:
+        self.tables = Tables()
+        self.generation = 0
+        self.commits = 0
+        self.lock = threading.Lock()
+
+    def snapshot(self) -> Tables:
+        """A deep copy of what is committed, for tests to inspect or compare."""
+        with self.lock:
+            return copy.deepcopy(self.tables)
+
+
+class _Repo:
+    def __init__(self, tables: Tables) -> None:
+        self.t = tables
+
+
+class FakeAccounts(_Repo):
+    def add(self, account: Account, token_hash: str, password_hash: str | None) -> None:
+        if account.id in self.t.accounts:
+            raise AlreadyExists(f"account {account.id!r} already exists")
+        for row in self.t.accounts.values():
+            if account.login is not None and row.account.login == account.login:
+                raise AlreadyExists(f"login {account.login!r} is already taken")
+            if row.token_hash == token_hash:
+                raise AlreadyExists("token already in use")
+        self.t.accounts[account.id] = AccountRow(account, token_hash, password_hash)
+
+    def get(self, account_id: str) -> Account | None:
+        row = self.t.accounts.get(account_id)
+        return row.account if row else None
+
+    def by_token_hash(self, token_hash: str) -> Account | None:
+        return next((r.account for r in self.t.accounts.values()
+                     if r.token_hash == token_hash), None)
+
+    def by_login(self, login: str) -> tuple[Account, str | None] | None:
+        return next(((r.account, r.password_hash) for r in self.t.accounts.values()
+                     if r.account.login == login), None)
+
+    def set_token_hash(self, account_id: str, token_hash: str) -> None:
+        if account_id in self.t.accounts:
+            self.t.accounts[account_id].token_hash = token_hash
+
+    def store_staff(self, store_id: str) -> list[Account]:
+        staff = [r.account for r in self.t.accounts.values() if r.account.store_id == store_id]
+        return sorted(staff, key=lambda a: (a.created_at, a.id))
+
+    def set_handles_work_orders(self, account_id: str, value: bool) -> None:
+        row = self.t.accounts.get(account_id)
+        if row is not None:
+            row.account = replace(row.account, handles_work_orders=value)
+
+
+class FakeStores(_Repo):
+    def add(self, store: Store, now: datetime) -> None:
+        if store.id in self.t.stores:
+            raise AlreadyExists(f"store {store.id!r} already exists")
+        self.t.stores[store.id] = store
+
+    def get(self, store_id: str) -> Store | None:
+        return self.t.stores.get(store_id)
+
+
+class FakeOrders(_Repo):
+    def add(self, order: Order, now: datetime) -> None:
+        if order.id in self.t.orders:
+            raise AlreadyExists(f"order {order.id!r} already exists")
+        self.t.orders[order.id] = order
+
+    def get(self, order_id: str) -> Order | None:
+        return self.t.orders.get(order_id)
+
+    def existing_ids(self, order_ids: list[str]) -> set[str]:
+        return {i for i in order_ids if i in self.t.orders}
+
+    def count_paid(self, store_id: str, start: datetime, end: datetime) -> int:
+        return sum(1 for o in self.t.orders.values()
+                   if o.store_id == store_id and start <= o.paid_at < end)
+
+
+def _due_key(wo: WorkOrder) -> tuple[datetime, str]:
+    return (wo.due_at or FAR_FUTURE, wo.id)
+
+
+class FakeWorkOrders(_Repo):
+    def _check_one_open(self, wo: WorkOrder) -> None:
+        if wo.is_open and any(o.order_id == wo.order_id and o.is_open and o.id != wo.id
+                              for o in self.t.work_orders.values()):
+            raise DuplicateOpenWorkOrder(f"order {wo.order_id} already has an open work order")
+
+    @staticmethod
+    def _stored(wo: WorkOrder) -> WorkOrder:
+        return copy.deepcopy(replace(wo, events=[], contacts=[]))
+
+    def add(self, wo: WorkOrder) -> None:
+        if wo.id in self.t.work_orders:
+            raise AlreadyExists(f"work order {wo.id!r} already exists")
+        self._check_one_open(wo)
+        self.t.work_orders[wo.id] = self._stored(wo)
+
+    def get(self, work_order_id: str) -> WorkOrder | None:
+        stored = self.t.work_orders.get(work_order_id)
+        if stored is None:
+            return None
+        contacts = sorted(self.t.contacts.get(work_order_id, []),
+                          key=lambda c: (c.recorded_at, c.id))
+        return replace(copy.deepcopy(stored), contacts=list(contacts))
+
+    def save(self, wo: WorkOrder) -> None:
+        stored = self.t.work_orders.get(wo.id)
+        if stored is None or stored.version != wo.version:
+            raise ConcurrentUpdate(f"work order {wo.id} changed concurrently")
+        self._check_one_open(wo)
+        wo.version += 1
+        self.t.work_orders[wo.id] = self._stored(wo)
+
+    def add_contact(self, contact: Contact) -> None:
+        self.t.contacts.setdefault(contact.work_order_id, []).append(contact)
+
+    def has_open(self, order_id: str) -> bool:
+        return any(o.order_id == order_id and o.is_open for o in self.t.work_orders.values())
+
+    def query(self, query: WorkOrderQuery) -> list[WorkOrder]:
+        def keep(wo: WorkOrder) -> bool:
+            if query.consumer_id is not None and wo.consumer_id != query.consumer_id:
+                return False
+            if query.scope_store_id is not None and wo.store_id != query.scope_store_id:
+                return False
+            if query.state is not None and wo.state is not query.state:
+                return False
+            if query.store_id is not None and wo.store_id != query.store_id:
+                return False
+            if query.due_before is not None and (wo.due_at is None
+                                                 or wo.due_at >= query.due_before):
+                return False
+            if query.after is not None:
+                due, last_id = query.after
+                return _due_key(wo) > (due or FAR_FUTURE, last_id)
+            return True
+        rows = sorted((wo for wo in self.t.work_orders.values() if keep(wo)), key=_due_key)
+        return [copy.deepcopy(wo) for wo in rows[:query.limit]]
+
+    def facts(self, store_id: str, start: datetime, end: datetime) -> list[WorkOrderFacts]:
+        def touches(wo: WorkOrder) -> bool:
+            judged = wo.judgment.judged_at if wo.judgment else None
+            return start <= wo.created_at < end or (judged is not None and start <= judged < end)
+        return [WorkOrderFacts(
+            state=wo.state, worry_free=wo.order_kind is OrderKind.WORRY_FREE,
+            created_at=wo.created_at, due_at=wo.due_at,
+            replied_at=wo.reply.replied_at if wo.reply else None,
+            timed_out=wo.timed_out_at is not None, escalated=wo.escalated_at is not None,
+            judged_at=wo.judgment.judged_at if wo.judgment else None,
+            counts_as_dispute=wo.counts_as_dispute)
+            for wo in self.t.work_orders.values() if wo.store_id == store_id and touches(wo)]
+
+
+class FakeEvents(_Repo):
+    def append(self, work_order_id: str, events: list[DomainEvent]) -> None:
+        chain = self.t.events.setdefault(work_order_id, [])
+        seq, prev = (chain[-1].seq, chain[-1].hash) if chain else (0, None)
+        for ev in events:
+            seq += 1
+            at, data = utc_iso(ev.at), canonical_json(ev.data)
+            digest = event_hash(work_order_id, seq, at, ev.actor_id, ev.type, data, prev)
+            chain.append(ChainLink(work_order_id, seq, at, ev.actor_id, ev.type, data, prev,
+                                   digest))
+            prev = digest
+
+    def after(self, work_order_id: str, after_seq: int, limit: int) -> list[ChainLink]:
+        return [link for link in self.t.events.get(work_order_id, [])
+                if link.seq > after_seq][:limit]
+
+    def work_order_ids(self, after: str | None, limit: int) -> list[str]:
+        ids = sorted(i for i in self.t.work_orders if after is None or i > after)
+        return ids[:limit]
+
+    def chain(self, work_order_id: str) -> list[ChainLink]:
+        return list(self.t.events.get(work_order_id, []))
+
+
+class FakeTimers(_Repo):
+    def schedule(self, work_order_id: str, specs: list[TimerSpec], now: datetime) -> None:
+        for spec in specs:
+            timer_id = self.t.next_timer_id
+            self.t.next_timer_id += 1
+            self.t.timers[timer_id] = TimerRow(timer_id, work_order_id, str(spec.kind),
+                                               spec.due_at, now)
+
+    def cancel_pending(self, work_order_id: str, now: datetime) -> None:
+        for row in self.t.timers.values():
+            if row.work_order_id == work_order_id and row.pending:
+                row.cancelled_at = now
+
+    def due(self, now: datetime, limit: int) -> list[Timer]:
+        rows = sorted((r for r in self.t.timers.values() if r.pending and r.due_at <= now),
+                      key=lambda r: (r.due_at, r.id))
+        return [Timer(r.id, r.work_order_id, r.kind, r.due_at) for r in rows[:limit]]
+
+    def claim(self, timer_id: int, now: datetime) -> bool:
+        row = self.t.timers.get(timer_id)
+        if row is None or not row.pending:
+            return False
+        row.fired_at = now
+        self.t.fired.append(timer_id)
+        return True
+
+    def next_due(self) -> datetime | None:
+        return min((r.due_at for r in self.t.timers.values() if r.pending), default=None)
+
+
+class FakeNotes(_Repo):
+    def add(self, note: Note) -> None:
+        self.t.notes.append(note)
+
+    def for_work_order(self, work_order_id: str) -> list[Note]:
+        return sorted((n for n in self.t.notes if n.work_order_id == work_order_id),
+                      key=lambda n: (n.created_at, n.id))
+
+
+class FakeEvidence(_Repo):
+    def add(self, record: EvidenceRecord) -> None:
+        self.t.evidence[record.id] = record
+
+    def get(self, evidence_id: str) -> EvidenceRecord | None:
+        return self.t.evidence.get(evidence_id)
+
+    def get_many(self, evidence_ids: list[str]) -> list[EvidenceRecord]:
+        return [self.t.evidence[i] for i in evidence_ids if i in self.t.evidence]
+
+    def attach(self, evidence_ids: list[str], work_order_id: str, now: datetime) -> None:
+        for evidence_id in evidence_ids:
+            self.t.attachments.setdefault((evidence_id, work_order_id), now)
+
+    def attached_to(self, evidence_id: str) -> list[str]:
+        return [wo_id for (ev_id, wo_id) in self.t.attachments if ev_id == evidence_id]
+
+
+class FakeInbox(_Repo):
+    def add(self, item: InboxItem) -> None:
+        self.t.inbox[item.id] = item
+
+    def page(self, recipient_id: str, before: tuple[datetime, str] | None,
+             limit: int) -> list[InboxItem]:
+        items = [i for i in self.t.inbox.values() if i.recipient_id == recipient_id
+                 and (before is None or (i.created_at, i.id) < before)]
+        items.sort(key=lambda i: (i.created_at, i.id), reverse=True)
+        return items[:limit]
+
+    def mark_read(self, recipient_id: str, item_id: str) -> bool:
+        item = self.t.inbox.get(item_id)
+        if item is None or item.recipient_id != recipient_id:
+            return False
+        self.t.inbox[item_id] = replace(item, read=True)
+        return True
+
+
+class FakeDeliveries(_Repo):
+    def add(self, delivery: Delivery) -> None:
+        self.t.deliveries.append(delivery)
+
+    def for_work_order(self, work_order_id: str) -> list[Delivery]:
+        return sorted((d for d in self.t.deliveries if d.work_order_id == work_order_id),
+                      key=lambda d: (d.at, d.id))
+
+
+class FakeViolations(_Repo):
+    def add(self, violation: Violation) -> None:
+        self.t.violations[violation.id] = copy.deepcopy(violation)
+
+    def get(self, violation_id: str) -> Violation | None:
+        found = self.t.violations.get(violation_id)
+        return copy.deepcopy(found) if found else None
+
+    def save(self, violation: Violation) -> None:
+        stored = self.t.violations.get(violation.id)
+        if stored is None or stored.version != violation.version:
+            raise ConcurrentUpdate(f"violation {violation.id} changed concurrently")
+        violation.version += 1
+        self.t.violations[violation.id] = copy.deepcopy(violation)
+
+    def append_ledger(self, entry: LedgerEntry) -> None:
+        self.t.ledger.append(entry)
+
+    def ledger(self, store_id: str, year: int) -> list[LedgerEntry]:
+        return sorted((e for e in self.t.ledger if e.store_id == store_id and e.year == year),
+                      key=lambda e: (e.at, e.id))
+
+
+class FakeIdempotency(_Repo):
+    def get(self, account_id: str, key: str) -> StoredResponse | None:
+        return self.t.idempotency.get((account_id, key))
+
+    def reserve(self, account_id: str, key: str, request_hash: str, now: datetime) -> bool:
+        if (account_id, key) in self.t.idempotency:
+            return False
+        self.t.idempotency[(account_id, key)] = StoredResponse(request_hash, None, None)
+        return True
+
+    def complete(self, account_id: str, key: str, status_code: int, body: str) -> None:
+        stored = self.t.idempotency.get((account_id, key))
+        if stored is not None:
+            self.t.idempotency[(account_id, key)] = replace(stored, status_code=status_code,
+                                                            body=body)
+
+    def release(self, account_id: str, key: str) -> None:
+        self.t.idempotency.pop((account_id, key), None)
+
+
+class FakeUnitOfWork:
+    accounts: AccountRepository
+    stores: StoreRepository
+    orders: OrderRepository
+    work_orders: WorkOrderRepository
+    events: EventRepository
+    timers: TimerRepository
+    notes: NoteRepository
+    evidence: EvidenceRepository
+    inbox: InboxRepository
+    deliveries: DeliveryRepository
+    violations: ViolationRepository
+    idempotency: IdempotencyRepository
+
+    def __init__(self, db: FakeDatabase, *, write: bool = True) -> None:
+        self._db = db
+        self._write = write
+        self._tables: Tables | None = None
+        self._generation = -1
+
+    def __enter__(self) -> Self:
+        with self._db.lock:
+            tables = copy.deepcopy(self._db.tables)
+            self._generation = self._db.generation
+        self._tables = tables
+        self.accounts = FakeAccounts(tables)
+        self.stores = FakeStores(tables)
+        self.orders = FakeOrders(tables)
+        self.work_orders = FakeWorkOrders(tables)
+        self.events = FakeEvents(tables)
+        self.timers = FakeTimers(tables)
+        self.notes = FakeNotes(tables)
+        self.evidence = FakeEvidence(tables)
+        self.inbox = FakeInbox(tables)
+        self.deliveries = FakeDeliveries(tables)
+        self.violations = FakeViolations(tables)
+        self.idempotency = FakeIdempotency(tables)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tables = None  # whatever was not committed is gone
+
+    def commit(self) -> None:
+        assert self._tables is not None, "commit outside the with block"
+        if not self._write:
+            raise RuntimeError("a read-only unit of work cannot commit")
+        with self._db.lock:
+            if self._db.generation != self._generation:
+                raise ConcurrentUpdate("another unit of work committed first")
+            self._db.tables = copy.deepcopy(self._tables)
+            self._db.generation += 1
+            self._db.commits += 1
+            self._generation = self._db.generation
+
+
+class FakeUnitOfWorkFactory:
+    def __init__(self, db: FakeDatabase) -> None:
+        self.db = db
+
+    def __call__(self, *, write: bool = True) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self.db, write=write)
+
+
+class FakeEvidenceStore:
+    """Evidence bytes in memory, keyed by digest; published files are never replaced."""
+
+    HEAD = 64
+
+    def __init__(self) -> None:
+        self.staged: dict[Path, bytes] = {}
+        self.published: dict[str, bytes] = {}
+        self._seq = 0
+
+    def stage(self, source: BinaryIO, max_bytes: int) -> StagedFile | None:
+        buffer = io.BytesIO()
+        while chunk := source.read(64 * 1024):
+            buffer.write(chunk)
+            if buffer.tell() > max_bytes:
+                return None
+        data = buffer.getvalue()
+        try:
+            text = is_plain_text(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            text = False
+        self._seq += 1
+        path = Path(f"/fake-staging/{self._seq}")
+        self.staged[path] = data
+        return StagedFile(path, hashlib.sha256(data).hexdigest(), len(data),
+                          data[:self.HEAD], text)
+
+    def publish(self, staged: StagedFile) -> None:
+        data = self.staged.pop(staged.path)
+        self.published.setdefault(staged.sha256, data)
+
+    def discard(self, staged: StagedFile) -> None:
+        self.staged.pop(staged.path, None)
+
+    def open(self, sha256: str) -> Iterator[bytes]:
+        yield self.published[sha256]
+
+    def path(self, sha256: str) -> Path:
+        return Path("/fake-evidence") / sha256
+
+
+def fake_context(clock: Clock, policy: Policy | None = None) -> ServiceContext:
+    """A ServiceContext over a fresh in-memory database."""
+    return ServiceContext(uow=FakeUnitOfWorkFactory(FakeDatabase()), clock=clock,
+                          policy=policy or Policy(), evidence_store=FakeEvidenceStore())
+
+
+def fake_db(ctx: ServiceContext) -> FakeDatabase:
+    """The in-memory database behind a `fake_context`."""
+    assert isinstance(ctx.uow, FakeUnitOfWorkFactory)
+    return ctx.uow.db
