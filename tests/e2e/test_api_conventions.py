@@ -19,7 +19,7 @@ from collabdesk.api.app import create_app
 from collabdesk.bootstrap import Container
 from collabdesk.services.context import ServiceContext
 from tests.conftest import ADMIN_TOKEN, START
-from tests.e2e.test_api_accounts_stores_orders import (
+from tests.e2e.http_world import (
     JSON,
     PROBLEM_TYPE,
     HttpWorld,

@@ -9,7 +9,7 @@ from httpx2 import Response
 
 from collabdesk.adapters.clock import FixedClock
 from collabdesk.services.context import ServiceContext
-from tests.e2e.test_api_accounts_stores_orders import (
+from tests.e2e.http_world import (
     JSON,
     HttpWorld,
     assert_problem,

@@ -14,7 +14,7 @@ from httpx2 import Response
 
 from collabdesk.services.context import ServiceContext
 from tests.conftest import START
-from tests.e2e.test_api_accounts_stores_orders import (
+from tests.e2e.http_world import (
     JSON,
     HttpWorld,
     assert_problem,

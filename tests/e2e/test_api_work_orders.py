@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from collabdesk.adapters.clock import FixedClock
 from collabdesk.services.context import ServiceContext
 from tests.conftest import START
-from tests.e2e.test_api_accounts_stores_orders import (
+from tests.e2e.http_world import (
     JSON,
     PLATFORM_STAFF,
     HttpWorld,
