@@ -171,6 +171,15 @@ def test_contact_dated_exactly_at_creation_or_exactly_now_is_accepted() -> None:
     assert [e.type for e in wo.events] == ["opened", "contact_logged", "contact_logged"]
 
 
+def test_creation_is_recorded_to_the_second_so_a_contact_in_that_second_counts() -> None:
+    opened_at = T0 + timedelta(milliseconds=640)
+    wo = open_work_order(now=opened_at)
+    assert wo.created_at == T0
+    assert wo.due_at == T0 + timedelta(hours=24)
+    wo.log_contact(make_contact(wo, ContactOutcome.REACHED, T0), AGENT, opened_at)
+    assert [c.contacted_at for c in wo.contacts] == [T0]
+
+
 @pytest.mark.parametrize("channel", list(ContactChannel))
 def test_a_contact_on_any_channel_is_accepted(channel: ContactChannel) -> None:
     wo = open_work_order()

@@ -291,7 +291,8 @@ class WorkOrderMachine(RuleBasedStateMachine):
         assert expected is None, f"wanted {expected}"
         worry_free = order.kind is OrderKind.WORRY_FREE
         assert wo.state is (State.WORRY_FREE if worry_free else State.AWAITING_MERCHANT)
-        assert wo.due_at == (None if worry_free else self.now + self.policy.reply_window)
+        assert wo.created_at == self.now.replace(microsecond=0)  # recorded to the second
+        assert wo.due_at == (None if worry_free else wo.created_at + self.policy.reply_window)
 
     @rule(i=PICK, who=WHO, accept=st.booleans())
     def consumer_responds(self, i: int, who: int, accept: bool) -> None:

@@ -183,6 +183,10 @@ class WorkOrder:
             requested_remedy.check_against(order.amount_cents, "requested_remedy")
         transition = find_transition(None, action)
         assert transition is not None
+        # Creation is recorded to the whole second (as api.md writes times), so a contact
+        # stamped with a whole-second "now" just after opening is not "before" the work
+        # order. The deadline follows from it: due_at is a whole second too.
+        now = now.replace(microsecond=0)
         due_at = None if worry_free else now + policy.reply_window
         wo = cls(
             id=work_order_id, order_id=order.id, store_id=order.store_id,
