@@ -247,6 +247,8 @@ class FakeWorkOrders(_Repo):
             if query.due_before is not None and (wo.due_at is None
                                                  or wo.due_at >= query.due_before):
                 return False
+            if query.overdue is not None and wo.sla_overdue is not query.overdue:
+                return False
             if query.after is not None:
                 due, last_id = query.after
                 return _due_key(wo) > (due or FAR_FUTURE, last_id)

@@ -374,6 +374,20 @@ def test_list_filters_by_state_store_and_due_before(world: HttpWorld,
     assert ids(state="judged") == []
 
 
+def test_overdue_filter_finds_cases_past_the_adjudication_sla(world: HttpWorld) -> None:
+    late = world.in_adjudication()  # replied "no agreement": the 48 h SLA starts now
+    fresh = world.open()  # times out after 24 h: its SLA ends 24 h after "late"s
+    world.advance(48 * 3600)
+    overdue = [w["id"] for w in ok(world.get("supervisor", "/v1/work-orders",
+                                             params={"overdue": "true"}))["items"]]
+    assert overdue == [late["id"]]
+    assert ok(world.get("supervisor", f"/v1/work-orders/{late['id']}"))["sla_overdue"] is True
+    on_time = [w["id"] for w in ok(world.get("supervisor", "/v1/work-orders",
+                                             params={"overdue": "false"}))["items"]]
+    assert late["id"] not in on_time
+    assert fresh["id"] in on_time
+
+
 def test_malformed_list_filter_is_refused_with_validation_error(world: HttpWorld) -> None:
     for params in ({"state": "sleeping"}, {"due_before": "tomorrow"},
                    {"due_before": "2026-11-03T08:00:00"}):

@@ -22,7 +22,7 @@ from collabdesk.services.context import ServiceContext
 from .deps import bearer_token
 from .errors import problem
 
-REPLAYED = b"idempotent-replayed"
+REPLAYED = (b"idempotent-replayed", b"true")
 
 
 class IdempotencyMiddleware:
@@ -114,6 +114,6 @@ async def _send_stored(status: int, record: str, send: Send) -> None:
     stored = json.loads(record)
     body = stored["body"].encode("utf-8")
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored["headers"]]
-    headers += [(b"content-length", str(len(body)).encode()), (b"idempotent-replayed", b"true")]
+    headers += [(b"content-length", str(len(body)).encode()), REPLAYED]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

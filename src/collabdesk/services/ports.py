@@ -37,6 +37,7 @@ class WorkOrderQuery:
     state: State | None = None
     store_id: str | None = None
     due_before: datetime | None = None
+    overdue: bool | None = None  # internal SLA breached (verification / adjudication)
     after: tuple[datetime | None, str] | None = None  # (due_at, id) of the last item seen
 
 

@@ -116,6 +116,7 @@ class ListFilters:
     state: State | None = None
     store_id: str | None = None
     due_before: datetime | None = None
+    overdue: bool | None = None
 
 
 def list_work_orders(ctx: ServiceContext, actor: Actor, filters: ListFilters,
@@ -130,7 +131,8 @@ def list_work_orders(ctx: ServiceContext, actor: Actor, filters: ListFilters,
         scope_store = actor.store_id
     query = WorkOrderQuery(limit=limit, consumer_id=consumer_id, scope_store_id=scope_store,
                            state=filters.state, store_id=filters.store_id,
-                           due_before=filters.due_before, after=after)
+                           due_before=filters.due_before, overdue=filters.overdue,
+                           after=after)
     return ctx.read(lambda uow: uow.work_orders.query(query))
 
 

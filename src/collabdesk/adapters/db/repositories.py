@@ -210,6 +210,8 @@ class SqlWorkOrders(_Repo):
             stmt = stmt.where(c.store_id == query.store_id)
         if query.due_before is not None:
             stmt = stmt.where(c.due_at < query.due_before)
+        if query.overdue is not None:
+            stmt = stmt.where(c.sla_overdue == query.overdue)
         if query.after is not None:
             due, last_id = query.after
             due_key = literal(due or FAR_FUTURE, UTCDateTime)

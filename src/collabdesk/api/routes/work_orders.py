@@ -46,10 +46,12 @@ def get_work_order(work_order_id: str, response: Response, ctx: Ctx,
 @router.get("")
 def list_work_orders(ctx: Ctx, caller: Caller, state: State | None = None,
                      store_id: str | None = None, due_before: AwareDatetime | None = None,
-                     limit: Limit = 50, cursor: str | None = None) -> dict[str, Any]:
+                     overdue: bool | None = None, limit: Limit = 50,
+                     cursor: str | None = None) -> dict[str, Any]:
+    """`overdue=true` (an addition to api.md): cases past an internal SLA, for supervisors."""
     after = due_cursor(cursor)
-    items = svc.list_work_orders(ctx, caller, svc.ListFilters(state, store_id, due_before),
-                                 after, limit + 1)
+    filters = svc.ListFilters(state, store_id, due_before, overdue)
+    items = svc.list_work_orders(ctx, caller, filters, after, limit + 1)
     return page(items, limit, lambda wo: [s._iso(wo.due_at), wo.id], s.work_order_out)
 
 
