@@ -1,8 +1,9 @@
 """Shared fixtures: databases (SQLite and PostgreSQL), a movable clock, services, HTTP.
 
-PostgreSQL tests read their URL from COLLABDESK_TEST_POSTGRES_URL
-(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test). Without it they are skipped
-locally; under CI=true a missing URL is an error, so CI can never silently skip them.
+PostgreSQL tests read their URL from COLLABDESK_TEST_POSTGRES_URL (e.g.
+postgresql+psycopg://postgres@127.0.0.1:5432/collabdesk_test; the suite empties that
+database when it ends). Without it they are skipped locally; under CI=true a missing URL
+is an error, so CI can never silently skip them.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def _postgres_engine() -> Iterator[Engine]:
         conn.execute(text("CREATE SCHEMA public"))
     migrate(engine)
     yield engine
+    with engine.begin() as conn:  # leave the database as empty as we found it
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
 
 
