@@ -320,9 +320,6 @@ class FakeTimers(_Repo):
         self.t.fired.append(timer_id)
         return True
 
-    def next_due(self) -> datetime | None:
-        return min((r.due_at for r in self.t.timers.values() if r.pending), default=None)
-
 
 class FakeNotes(_Repo):
     def add(self, note: Note) -> None:

@@ -126,15 +126,6 @@ def test_a_naive_datetime_is_refused_on_the_way_in(ctx: ServiceContext) -> None:
         uow.work_orders.save(wo)
 
 
-def test_the_earliest_pending_timer_comes_back_aware(ctx: ServiceContext) -> None:
-    world = make_world(ctx)
-    world.open()
-    due = ctx.read(lambda uow: uow.timers.next_due())
-    assert due == START + timedelta(hours=12)
-    assert due is not None
-    assert due.utcoffset() == timedelta(0)
-
-
 def test_money_stays_integer_cents_beyond_float_precision(
         ctx: ServiceContext, clock: FixedClock) -> None:
     amount = 2**53 + 1  # the first integer a float cannot hold

@@ -87,7 +87,6 @@ class TimerRepository(Protocol):
     def due(self, now: datetime, limit: int) -> list[Timer]: ...
     def claim(self, timer_id: int, now: datetime) -> bool:
         """Mark fired if still pending; False when fired or cancelled meanwhile."""
-    def next_due(self) -> datetime | None: ...
 
 
 class NoteRepository(Protocol):

@@ -304,13 +304,6 @@ class SqlTimers(_Repo):
             t.timers.c.id == timer_id, self._pending).values(fired_at=now))
         return result.rowcount == 1
 
-    def next_due(self) -> datetime | None:
-        value: datetime | None = self.conn.execute(
-            select(func.min(t.timers.c.due_at)).where(self._pending)).scalar()
-        if value is not None and value.tzinfo is None:  # aggregate skips the column type
-            value = value.replace(tzinfo=UTC)
-        return value
-
 
 class SqlNotes(_Repo):
     def add(self, note: Note) -> None:
