@@ -104,6 +104,13 @@ def due_cursor(cursor: str | None) -> tuple[datetime | None, str] | None:
     return _keyset(cursor, nullable_time=True) if cursor else None
 
 
+def offset_page(items: Sequence[T], limit: int, cursor: str | None,
+                render: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    """A page of a short list held in memory (one work order's contacts, notes...)."""
+    start = offset_cursor(cursor)
+    return page(items[start:start + limit + 1], limit, lambda _: start + limit, render)
+
+
 def page(items: Sequence[T], limit: int, cursor_of: Callable[[T], Any],
          render: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
     """`items` holds up to limit + 1 rows; the extra one only says a next page exists."""

@@ -158,7 +158,7 @@ class AdvanceIn(Body):
 
 # ---- renderers ---------------------------------------------------------------------------
 
-def _iso(value: Any) -> str | None:
+def iso_or_none(value: Any) -> str | None:
     return utc_iso(value) if value is not None else None
 
 
@@ -179,19 +179,19 @@ def work_order_out(wo: WorkOrder) -> dict[str, Any]:
         "id": wo.id, "order_id": wo.order_id, "store_id": wo.store_id,
         "consumer_id": wo.consumer_id, "category": str(wo.category), "claim": wo.claim,
         "requested_remedy": remedy_out(wo.requested_remedy), "state": str(wo.state),
-        "created_at": _iso(wo.created_at), "due_at": _iso(wo.due_at),
+        "created_at": iso_or_none(wo.created_at), "due_at": iso_or_none(wo.due_at),
         "evidence_waived": wo.evidence_waived,
         "reply": None if r is None else {
             "option": str(r.option), "statement": r.statement,
             "agreement": remedy_out(r.agreement), "evidence_ids": list(r.evidence_ids),
-            "replied_at": _iso(r.replied_at), "replied_by": r.replied_by},
+            "replied_at": iso_or_none(r.replied_at), "replied_by": r.replied_by},
         "judgment": None if j is None else {
             "ruling": str(j.ruling), "rationale": j.rationale, "remedy": remedy_out(j.remedy),
-            "judged_at": _iso(j.judged_at), "judged_by": j.judged_by},
+            "judged_at": iso_or_none(j.judged_at), "judged_by": j.judged_by},
         "appeal": None if a is None else {
-            "statement": a.statement, "appealed_at": _iso(a.appealed_at),
+            "statement": a.statement, "appealed_at": iso_or_none(a.appealed_at),
             "decision": str(a.decision) if a.decision else None,
-            "decided_at": _iso(a.decided_at), "evidence_ids": list(a.evidence_ids),
+            "decided_at": iso_or_none(a.decided_at), "evidence_ids": list(a.evidence_ids),
             "rationale": a.rationale},
         "counts_as_dispute": wo.counts_as_dispute, "version": wo.version,
         # Beyond api.md (additions only):
@@ -199,33 +199,33 @@ def work_order_out(wo: WorkOrder) -> dict[str, Any]:
         "verification": None if wo.verification is None else {
             "outcome": str(wo.verification.outcome),
             "rationale": wo.verification.rationale,
-            "verified_at": _iso(wo.verification.verified_at),
+            "verified_at": iso_or_none(wo.verification.verified_at),
             "verified_by": wo.verification.verified_by},
         "consumer_response": None if wo.consumer_response is None else {
             "accept": wo.consumer_response.accept,
             "statement": wo.consumer_response.statement,
-            "responded_at": _iso(wo.consumer_response.responded_at)},
+            "responded_at": iso_or_none(wo.consumer_response.responded_at)},
         "settlement": None if wo.settlement is None else {
             "amount_cents": wo.settlement.amount_cents,
             "rationale": wo.settlement.rationale,
-            "settled_at": _iso(wo.settlement.settled_at),
+            "settled_at": iso_or_none(wo.settlement.settled_at),
             "settled_by": wo.settlement.settled_by},
-        "timed_out_at": _iso(wo.timed_out_at), "closed_at": _iso(wo.closed_at),
+        "timed_out_at": iso_or_none(wo.timed_out_at), "closed_at": iso_or_none(wo.closed_at),
         "sla_overdue": wo.sla_overdue,
     }
 
 
 def contact_out(c: Contact) -> dict[str, Any]:
     return {"id": c.id, "work_order_id": c.work_order_id, "channel": str(c.channel),
-            "contacted_at": _iso(c.contacted_at), "outcome": str(c.outcome),
+            "contacted_at": iso_or_none(c.contacted_at), "outcome": str(c.outcome),
             "summary": c.summary, "evidence_ids": list(c.evidence_ids),
-            "recorded_by": c.recorded_by, "recorded_at": _iso(c.recorded_at)}
+            "recorded_by": c.recorded_by, "recorded_at": iso_or_none(c.recorded_at)}
 
 
 def note_out(n: Note) -> dict[str, Any]:
     return {"id": n.id, "work_order_id": n.work_order_id, "author_id": n.author_id,
             "author_role": str(n.author_role), "text": n.text, "visibility": n.visibility,
-            "evidence_ids": list(n.evidence_ids), "created_at": _iso(n.created_at)}
+            "evidence_ids": list(n.evidence_ids), "created_at": iso_or_none(n.created_at)}
 
 
 def event_out(e: ChainLink) -> dict[str, Any]:
@@ -235,18 +235,18 @@ def event_out(e: ChainLink) -> dict[str, Any]:
 
 def delivery_out(d: Delivery) -> dict[str, Any]:
     return {"id": d.id, "recipient_id": d.recipient_id, "channel": d.channel,
-            "kind": d.kind, "status": str(d.status), "reason": d.reason, "at": _iso(d.at)}
+            "kind": d.kind, "status": str(d.status), "reason": d.reason, "at": iso_or_none(d.at)}
 
 
 def inbox_out(i: InboxItem) -> dict[str, Any]:
     return {"id": i.id, "kind": str(i.kind), "work_order_id": i.work_order_id,
-            "created_at": _iso(i.created_at), "text": i.text, "read": i.read}
+            "created_at": iso_or_none(i.created_at), "text": i.text, "read": i.read}
 
 
 def evidence_out(e: EvidenceRecord) -> dict[str, Any]:
     return {"id": e.id, "sha256": e.sha256, "media_type": e.media_type, "size": e.size,
             "filename": e.filename, "uploaded_by": e.uploaded_by,
-            "uploaded_at": _iso(e.uploaded_at)}
+            "uploaded_at": iso_or_none(e.uploaded_at)}
 
 
 def account_out(a: Account, token: str | None = None) -> dict[str, Any]:
@@ -263,21 +263,21 @@ def store_out(s: Store) -> dict[str, Any]:
 
 def order_out(o: Order) -> dict[str, Any]:
     return {"id": o.id, "store_id": o.store_id, "consumer_id": o.consumer_id,
-            "kind": str(o.kind), "amount_cents": o.amount_cents, "paid_at": _iso(o.paid_at)}
+            "kind": str(o.kind), "amount_cents": o.amount_cents, "paid_at": iso_or_none(o.paid_at)}
 
 
 def violation_out(v: Violation) -> dict[str, Any]:
     return {"id": v.id, "store_id": v.store_id, "work_order_id": v.work_order_id,
             "kind": str(v.kind), "severity": str(v.severity), "points": v.points,
-            "state": str(v.state), "recorded_at": _iso(v.recorded_at),
+            "state": str(v.state), "recorded_at": iso_or_none(v.recorded_at),
             "rationale": v.rationale, "evidence_ids": list(v.evidence_ids),
             "recorded_by": v.recorded_by, "appeal_statement": v.appeal_statement,
-            "appealed_at": _iso(v.appealed_at),
+            "appealed_at": iso_or_none(v.appealed_at),
             "decision": str(v.decision) if v.decision else None,
-            "decided_at": _iso(v.decided_at)}
+            "decided_at": iso_or_none(v.decided_at)}
 
 
 def points_out(p: PointsStatement) -> dict[str, Any]:
     return {"store_id": p.store_id, "year": p.year, "total": p.total, "entries": [
         {"id": e.id, "violation_id": e.violation_id, "points": e.points, "reason": e.reason,
-         "at": _iso(e.at)} for e in p.entries]}
+         "at": iso_or_none(e.at)} for e in p.entries]}

@@ -19,7 +19,7 @@ def list_inbox(ctx: Ctx, caller: Caller, limit: Limit = 50,
                cursor: str | None = None) -> dict[str, Any]:
     before = keyset_cursor(cursor)
     items = svc.list_inbox(ctx, caller, before, limit + 1)
-    return page(items, limit, lambda i: [s._iso(i.created_at), i.id], s.inbox_out)
+    return page(items, limit, lambda i: [s.iso_or_none(i.created_at), i.id], s.inbox_out)
 
 
 @router.post("/{item_id}/read", status_code=status.HTTP_204_NO_CONTENT)

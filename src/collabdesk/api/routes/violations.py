@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
+from collabdesk.domain.values import utc_iso
 from collabdesk.services import metrics as metrics_svc
 from collabdesk.services import violations as svc
 
@@ -56,7 +57,7 @@ def store_metrics(store_id: str, ctx: Ctx, caller: Caller,
     return {
         "store_id": report.store.id, "platform": str(report.store.platform),
         "metric": f.metric, "window_days": report.window_days,
-        "window_start": s._iso(report.window.start), "window_end": s._iso(report.window.end),
+        "window_start": utc_iso(report.window.start), "window_end": utc_iso(report.window.end),
         "dispute_count": f.dispute_count, "paid_orders": f.paid_orders,
         "dispute_rate": f.dispute_rate, "work_orders": f.work_orders,
         "replied_on_time": f.replied_on_time, "on_time_reply_rate": f.on_time_reply_rate,

@@ -12,7 +12,16 @@ from collabdesk.domain.states import State
 from collabdesk.services import work_orders as svc
 
 from .. import schemas as s
-from ..deps import Caller, Ctx, IfMatch, Limit, due_cursor, offset_cursor, page
+from ..deps import (
+    Caller,
+    Ctx,
+    IfMatch,
+    Limit,
+    due_cursor,
+    offset_cursor,
+    offset_page,
+    page,
+)
 
 router = APIRouter(prefix="/v1/work-orders", tags=["work orders"])
 ONE = "/{work_order_id}"
@@ -52,7 +61,7 @@ def list_work_orders(ctx: Ctx, caller: Caller, state: State | None = None,
     after = due_cursor(cursor)
     filters = svc.ListFilters(state, store_id, due_before, overdue)
     items = svc.list_work_orders(ctx, caller, filters, after, limit + 1)
-    return page(items, limit, lambda wo: [s._iso(wo.due_at), wo.id], s.work_order_out)
+    return page(items, limit, lambda wo: [s.iso_or_none(wo.due_at), wo.id], s.work_order_out)
 
 
 @router.post(ONE + "/contacts", status_code=status.HTTP_201_CREATED)
@@ -68,10 +77,8 @@ def log_contact(work_order_id: str, body: s.ContactIn, ctx: Ctx, caller: Caller,
 @router.get(ONE + "/contacts")
 def list_contacts(work_order_id: str, ctx: Ctx, caller: Caller, limit: Limit = 50,
                   cursor: str | None = None) -> dict[str, Any]:
-    contacts = svc.list_contacts(ctx, caller, work_order_id)
-    start = offset_cursor(cursor)
-    return page(contacts[start:start + limit + 1], limit,
-                lambda c: start + limit, s.contact_out)
+    return offset_page(svc.list_contacts(ctx, caller, work_order_id), limit, cursor,
+                       s.contact_out)
 
 
 @router.post(ONE + "/reply")
@@ -95,9 +102,7 @@ def add_note(work_order_id: str, body: s.NoteIn, ctx: Ctx, caller: Caller,
 @router.get(ONE + "/notes")
 def list_notes(work_order_id: str, ctx: Ctx, caller: Caller, limit: Limit = 50,
                cursor: str | None = None) -> dict[str, Any]:
-    notes = svc.list_notes(ctx, caller, work_order_id)
-    start = offset_cursor(cursor)
-    return page(notes[start:start + limit + 1], limit, lambda n: start + limit, s.note_out)
+    return offset_page(svc.list_notes(ctx, caller, work_order_id), limit, cursor, s.note_out)
 
 
 @router.post(ONE + "/consumer-response")
@@ -166,8 +171,6 @@ def events(work_order_id: str, ctx: Ctx, caller: Caller, limit: Limit = 50,
 @router.get(ONE + "/deliveries")
 def deliveries(work_order_id: str, ctx: Ctx, caller: Caller, limit: Limit = 50,
                cursor: str | None = None) -> dict[str, Any]:
-    lines = svc.list_deliveries(ctx, caller, work_order_id)
-    start = offset_cursor(cursor)
-    return page(lines[start:start + limit + 1], limit, lambda d: start + limit,
-                s.delivery_out)
+    return offset_page(svc.list_deliveries(ctx, caller, work_order_id), limit, cursor,
+                       s.delivery_out)
 
