@@ -86,6 +86,30 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A database with nothing in it: a new SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        path = tmp_path / "empty.db"
+        engine = make_engine(f"sqlite:///{path}")
+        yield engine
+        engine.dispose()
+        return
+    pg: Engine = request.getfixturevalue("_postgres_engine")
+    schema = "collabdesk_empty_schema"
+    with pg.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = pg.url.update_query_dict({"options": f"-csearch_path={schema}"})
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with pg.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+
+
 @pytest.fixture
 def postgres_database_url(_postgres_engine: Engine) -> str:
     _truncate(_postgres_engine)

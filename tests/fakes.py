@@ -4,8 +4,8 @@ store, so service tests run without a database (style.md habit 7).
 The fake database is a set of dicts. A unit of work deep-copies them on `__enter__` and
 works on its copy: `commit()` publishes the copy, leaving without it discards it, exactly
 like a rolled-back transaction. Guarded saves compare `version`; the one-open-work-order
-per order rule is checked like the partial unique index; events are hash-chained with
-`event_hash` like the SQL adapter.
+per order rule is checked like the partial unique index; events are stored as the
+chain links the service computed, like the SQL adapter.
 
 Concurrency: first committer wins. A commit fails with `ConcurrentUpdate` when anything
 else committed since the unit of work began (as SERIALIZABLE would), so an interleaved
@@ -25,10 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Self
 
-from collabdesk.adapters.clock import Clock
-from collabdesk.domain.audit import ChainLink, canonical_json, event_hash
+from collabdesk.domain.audit import ALL, ChainHead, ChainLink
 from collabdesk.domain.errors import AlreadyExists, ConcurrentUpdate, DuplicateOpenWorkOrder
-from collabdesk.domain.evidence import is_plain_text
+from collabdesk.domain.evidence import HEAD_BYTES, is_plain_text
 from collabdesk.domain.metrics import WorkOrderFacts
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.policy import Policy
@@ -41,12 +40,13 @@ from collabdesk.domain.records import (
     Timer,
 )
 from collabdesk.domain.timers import TimerSpec
-from collabdesk.domain.values import Contact, DomainEvent, Order, OrderKind, Store, utc_iso
+from collabdesk.domain.values import Contact, Order, OrderKind, Store
 from collabdesk.domain.violations import LedgerEntry, Violation
 from collabdesk.services.context import ServiceContext
-from collabdesk.services.evidence_port import StagedFile
+from collabdesk.services.evidence_port import MAX_READ_AT, StagedFile
 from collabdesk.services.ports import (
     AccountRepository,
+    Clock,
     DeliveryRepository,
     EventRepository,
     EvidenceRepository,
@@ -96,13 +96,13 @@ class Tables:
     orders: dict[str, Order] = field(default_factory=dict)
     work_orders: dict[str, WorkOrder] = field(default_factory=dict)  # no events, no contacts
     contacts: dict[str, list[Contact]] = field(default_factory=dict)
-    events: dict[str, list[ChainLink]] = field(default_factory=dict)
+    events: dict[tuple[str, str], list[ChainLink]] = field(default_factory=dict)
     timers: dict[int, TimerRow] = field(default_factory=dict)
     next_timer_id: int = 1
     fired: list[int] = field(default_factory=list)  # timer ids in the order they were claimed
     notes: list[Note] = field(default_factory=list)
     evidence: dict[str, EvidenceRecord] = field(default_factory=dict)
-    attachments: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    attachments: dict[tuple[str, str], str] = field(default_factory=dict)  # -> visibility
     inbox: dict[str, InboxItem] = field(default_factory=dict)
     deliveries: list[Delivery] = field(default_factory=list)
     violations: dict[str, Violation] = field(default_factory=dict)
@@ -220,12 +220,13 @@ class FakeWorkOrders(_Repo):
                           key=lambda c: (c.recorded_at, c.id))
         return replace(copy.deepcopy(stored), contacts=list(contacts))
 
-    def save(self, wo: WorkOrder) -> None:
+    def save(self, wo: WorkOrder, *, new_version: bool = True) -> None:
         stored = self.t.work_orders.get(wo.id)
         if stored is None or stored.version != wo.version:
             raise ConcurrentUpdate(f"work order {wo.id} changed concurrently")
         self._check_one_open(wo)
-        wo.version += 1
+        if new_version:
+            wo.version += 1
         self.t.work_orders[wo.id] = self._stored(wo)
 
     def add_contact(self, contact: Contact) -> None:
@@ -271,27 +272,24 @@ class FakeWorkOrders(_Repo):
 
 
 class FakeEvents(_Repo):
-    def append(self, work_order_id: str, events: list[DomainEvent]) -> None:
-        chain = self.t.events.setdefault(work_order_id, [])
-        seq, prev = (chain[-1].seq, chain[-1].hash) if chain else (0, None)
-        for ev in events:
-            seq += 1
-            at, data = utc_iso(ev.at), canonical_json(ev.data)
-            digest = event_hash(work_order_id, seq, at, ev.actor_id, ev.type, data, prev)
-            chain.append(ChainLink(work_order_id, seq, at, ev.actor_id, ev.type, data, prev,
-                                   digest))
-            prev = digest
+    def append(self, links: list[ChainLink]) -> None:
+        for link in links:
+            chain = self.t.events.setdefault((link.work_order_id, link.visibility), [])
+            if link.seq != len(chain) + 1:  # as the unique (work order, chain, seq)
+                raise ConcurrentUpdate(f"event {link.seq} of {link.work_order_id} exists")
+            chain.append(link)
 
-    def after(self, work_order_id: str, after_seq: int, limit: int) -> list[ChainLink]:
-        return [link for link in self.t.events.get(work_order_id, [])
-                if link.seq > after_seq][:limit]
+    def after(self, work_order_id: str, visibility: str, after_seq: int, limit: int,
+              actor_id: str | None = None) -> list[ChainLink]:
+        return [link for link in self.t.events.get((work_order_id, visibility), [])
+                if link.seq > after_seq and actor_id in (None, link.actor_id)][:limit]
 
-    def work_order_ids(self, after: str | None, limit: int) -> list[str]:
+    def anchors(self, after: str | None, limit: int) -> list[tuple[str, dict[str, ChainHead]]]:
         ids = sorted(i for i in self.t.work_orders if after is None or i > after)
-        return ids[:limit]
+        return [(i, dict(self.t.work_orders[i].chains)) for i in ids[:limit]]
 
-    def chain(self, work_order_id: str) -> list[ChainLink]:
-        return list(self.t.events.get(work_order_id, []))
+    def chain(self, work_order_id: str, visibility: str) -> list[ChainLink]:
+        return list(self.t.events.get((work_order_id, visibility), []))
 
 
 class FakeTimers(_Repo):
@@ -340,12 +338,16 @@ class FakeEvidence(_Repo):
     def get_many(self, evidence_ids: list[str]) -> list[EvidenceRecord]:
         return [self.t.evidence[i] for i in evidence_ids if i in self.t.evidence]
 
-    def attach(self, evidence_ids: list[str], work_order_id: str, now: datetime) -> None:
+    def attach(self, evidence_ids: list[str], work_order_id: str, now: datetime,
+               visibility: str = ALL) -> None:
         for evidence_id in evidence_ids:
-            self.t.attachments.setdefault((evidence_id, work_order_id), now)
+            key = (evidence_id, work_order_id)
+            if visibility == ALL or key not in self.t.attachments:
+                self.t.attachments[key] = visibility
 
-    def attached_to(self, evidence_id: str) -> list[str]:
-        return [wo_id for (ev_id, wo_id) in self.t.attachments if ev_id == evidence_id]
+    def attached_to(self, evidence_id: str) -> list[tuple[str, str]]:
+        return [(wo_id, visibility) for (ev_id, wo_id), visibility
+                in self.t.attachments.items() if ev_id == evidence_id]
 
 
 class FakeInbox(_Repo):
@@ -403,20 +405,44 @@ class FakeIdempotency(_Repo):
     def get(self, account_id: str, key: str) -> StoredResponse | None:
         return self.t.idempotency.get((account_id, key))
 
-    def reserve(self, account_id: str, key: str, request_hash: str, now: datetime) -> bool:
+    def reserve(self, account_id: str, key: str, request_hash: str, now: datetime,
+                locked_until: datetime) -> bool:
         if (account_id, key) in self.t.idempotency:
             return False
-        self.t.idempotency[(account_id, key)] = StoredResponse(request_hash, None, None)
+        self.t.idempotency[(account_id, key)] = StoredResponse(request_hash, None, None, now,
+                                                               locked_until)
+        return True
+
+    def take_over(self, account_id: str, key: str, request_hash: str, now: datetime,
+                  locked_until: datetime, expired_before: datetime) -> bool:
+        stored = self.t.idempotency.get((account_id, key))
+        if stored is None:
+            return False
+        lapsed = stored.status_code is None and stored.locked_until is not None \
+            and stored.locked_until <= now
+        if not lapsed and stored.created_at >= expired_before:
+            return False
+        self.t.idempotency[(account_id, key)] = StoredResponse(request_hash, None, None, now,
+                                                               locked_until)
         return True
 
     def complete(self, account_id: str, key: str, status_code: int, body: str) -> None:
         stored = self.t.idempotency.get((account_id, key))
         if stored is not None:
-            self.t.idempotency[(account_id, key)] = replace(stored, status_code=status_code,
-                                                            body=body)
+            self.t.idempotency[(account_id, key)] = replace(
+                stored, status_code=status_code, body=body, locked_until=None)
 
     def release(self, account_id: str, key: str) -> None:
-        self.t.idempotency.pop((account_id, key), None)
+        stored = self.t.idempotency.get((account_id, key))
+        if stored is not None and stored.status_code is None:
+            del self.t.idempotency[(account_id, key)]
+
+    def purge(self, created_before: datetime, limit: int) -> int:
+        old = sorted((v.created_at, k) for k, v in self.t.idempotency.items()
+                     if v.created_at < created_before)[:limit]
+        for _, k in old:
+            del self.t.idempotency[k]
+        return len(old)
 
 
 class FakeUnitOfWork:
@@ -485,11 +511,12 @@ class FakeUnitOfWorkFactory:
 class FakeEvidenceStore:
     """Evidence bytes in memory, keyed by digest; published files are never replaced."""
 
-    HEAD = 64
+    HEAD = HEAD_BYTES
 
     def __init__(self) -> None:
         self.staged: dict[Path, bytes] = {}
         self.published: dict[str, bytes] = {}
+        self.reads = 0  # read_at calls, so tests can see the sniffer reach past the head
         self._seq = 0
 
     def stage(self, source: BinaryIO, max_bytes: int) -> StagedFile | None:
@@ -512,6 +539,12 @@ class FakeEvidenceStore:
     def publish(self, staged: StagedFile) -> None:
         data = self.staged.pop(staged.path)
         self.published.setdefault(staged.sha256, data)
+
+    def read_at(self, staged: StagedFile, offset: int, size: int) -> bytes:
+        if offset < 0 or not 0 <= size <= MAX_READ_AT:  # as LocalEvidenceStore
+            raise ValueError(f"read_at({offset}, {size}) is out of bounds")
+        self.reads += 1
+        return self.staged[staged.path][offset:offset + size]
 
     def discard(self, staged: StagedFile) -> None:
         self.staged.pop(staged.path, None)

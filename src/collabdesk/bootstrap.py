@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from .adapters.clock import Clock, MovableClock, SystemClock, TestClock
+from .adapters.clock import SystemClock, TestClock
 from .adapters.db.engine import make_engine, migrate
 from .adapters.db.uow import SqlUnitOfWorkFactory
 from .adapters.evidence_files import LocalEvidenceStore
 from .services.context import ServiceContext
+from .services.ports import Clock, MovableClock
 from .settings import Settings
 
 
@@ -25,6 +26,7 @@ class Container:
 def build(settings: Settings, *, clock: Clock | None = None, run_migrations: bool = True
           ) -> Container:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "spool").mkdir(exist_ok=True)  # request bodies over 1 MiB
     engine = make_engine(settings.resolved_database_url)
     if run_migrations:
         migrate(engine)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from collabdesk import __version__
 from collabdesk.bootstrap import Container, build
 from collabdesk.domain.errors import CollabdeskError
 from collabdesk.domain.states import ACCOUNT_ROLES, Role
@@ -38,6 +41,7 @@ def _db_options(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="collabdesk", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"collabdesk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="migrate the database and serve the API")
@@ -67,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
                         "(or set COLLABDESK_NEW_PASSWORD)")
     _db_options(create)
 
+    spec = sub.add_parser("openapi", help="print the API's OpenAPI document (JSON) or its "
+                          "Markdown reference; needs no database")
+    spec.add_argument("--markdown", action="store_true",
+                      help="the reference as Markdown (docs/api-reference.md)")
+    spec.add_argument("--test-clock", action="store_true",
+                      help="include the test-clock paths (a server with --test-clock)")
+
     orders = sub.add_parser("orders", help="manage orders")
     orders_sub = orders.add_subparsers(dest="orders_command", required=True)
     imp = orders_sub.add_parser("import", help="import orders from CSV or JSON lines")
@@ -87,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             return _audit_verify(args)
         if args.command == "accounts":
             return _accounts_create(args)
+        if args.command == "openapi":
+            return _openapi(args)
         return _orders_import(args)
     except CollabdeskError as exc:
         print(f"error: {exc.detail} ({exc.code})", file=sys.stderr)
@@ -97,6 +110,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else happens, so a port that is taken
+    is reported at once (and nothing claims to be serving)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not past a live listener
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = ("the address is already in use: another server listens there; choose "
+                  "another --port" if exc.errno == errno.EADDRINUSE else exc.strerror)
+        raise ServeError(f"cannot listen on {host}:{port}: {reason}") from exc
+    return sock
+
+
+class ServeError(Exception):
+    pass
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -104,6 +137,11 @@ def _serve(args: argparse.Namespace) -> int:
     from collabdesk.services.accounts import ensure_admin
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        sock = _listen(args.host, args.port)
+    except ServeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     settings = _settings(args, test_clock=True if args.test_clock else None)
     container = build(settings)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
@@ -116,14 +154,16 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"collabdesk serving on http://{args.host}:{args.port}  (docs: /docs, "
           f"database: {container.engine.url.render_as_string(hide_password=True)})",
           flush=True)
-    uvicorn.run(create_app(container), host=args.host, port=args.port, log_level="info")
+    server = uvicorn.Server(uvicorn.Config(create_app(container), log_level="info"))
+    server.run(sockets=[sock])
     return 0
 
 
 def _demo(container: Container, args: argparse.Namespace) -> None:
+    from collabdesk.adapters.clock import FixedClock
     from collabdesk.services import demo
 
-    summary = demo.seed(container.ctx)
+    summary = demo.seed(container.ctx, FixedClock(container.ctx.clock.now()))
     base = f"http://{args.host}:{args.port}"
     if not summary.created:
         print("--demo: the demo data is already there (tokens as before).", flush=True)
@@ -174,13 +214,35 @@ def _accounts_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from collabdesk.api.app import create_app
+    from collabdesk.api.reference import render_json, render_markdown
+
+    with tempfile.TemporaryDirectory() as scratch:  # no database is opened
+        settings = Settings(database_url="sqlite://", data_dir=Path(scratch),
+                            test_clock=args.test_clock)
+        container = build(settings, run_migrations=False)
+        spec = create_app(container, start_runner=False).openapi()
+        container.engine.dispose()
+    sys.stdout.write(render_markdown(spec) if args.markdown else render_json(spec))
+    return 0
+
+
 def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8-sig", newline="") as f:
         if fmt == "csv":
             reader = csv.DictReader(f)
-            for row in reader:  # numbered by the file's lines, blank ones included
+            while True:  # rows numbered by the file's lines, blank ones included
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # one unreadable line, not the whole file
+                    yield reader.line_num, {"__error__": f"not CSV: {exc}"}
+                    continue
                 yield reader.line_num, dict(row)
-            return
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     test_clock: bool = False
 
     evidence_max_bytes: int = Field(default=20 * MIB, gt=0)
+    # Any other request body (JSON); larger ones are refused with 413 while streaming.
+    max_body_bytes: int = Field(default=1 * MIB, gt=0)
     timer_poll_seconds: float = Field(default=1.0, gt=0)
     timer_batch_size: int = Field(default=200, gt=0)
 

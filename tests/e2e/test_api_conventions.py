@@ -7,6 +7,7 @@ pagination, the service endpoints and the test clock.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -403,9 +404,9 @@ def test_healthz_answers_ok(client: TestClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-def test_metrics_endpoint_speaks_prometheus_text(client: TestClient) -> None:
+def test_metrics_endpoint_speaks_prometheus_text_to_the_operator(client: TestClient) -> None:
     client.get("/healthz")
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "# TYPE collabdesk_http_requests_total counter" in response.text
@@ -420,11 +421,20 @@ def test_openapi_describes_the_api(client: TestClient) -> None:
         assert path in spec["paths"], path
 
 
-def test_interactive_docs_are_served(client: TestClient) -> None:
+def test_interactive_docs_are_served_with_their_assets_from_this_server(
+        client: TestClient) -> None:
     response = client.get("/docs")
     assert response.status_code == 200
     assert "text/html" in response.headers["content-type"]
-    assert "openapi.json" in response.text
+    scripts = re.findall(r'<script src="([^"]+)"', response.text)
+    styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', response.text)
+    assert scripts
+    assert styles
+    for asset in scripts + styles:
+        assert asset.startswith("/static/"), asset  # nothing from a CDN
+        assert client.get(asset).status_code == 200, asset
+    assert "/openapi.json" in client.get(scripts[-1]).text
+    assert "script-src 'self'" in response.headers["content-security-policy"]
 
 
 # ---- the test clock -----------------------------------------------------------------------

@@ -113,6 +113,58 @@ def test_content_of_another_type_is_refused_with_evidence_type_not_allowed(
                        "evidence_type_not_allowed", name)
 
 
+def box(kind: bytes, payload: bytes = b"") -> bytes:
+    """An ISO base media box (MP4, HEIF, QuickTime)."""
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def iso_media(major: bytes, compatible: tuple[bytes, ...], handlers: tuple[bytes, ...],
+              media_bytes: int = 256, moov_last: bool = False) -> bytes:
+    """ftyp, then a moov box with one moov/trak/mdia/hdlr track per handler, and an mdat."""
+    ftyp = box(b"ftyp", major + b"\x00\x00\x02\x00" + b"".join(compatible))
+    traks = b"".join(box(b"trak", box(b"tkhd", bytes(84)) + box(b"mdia", box(
+        b"hdlr", bytes(8) + handler + bytes(12) + b"Handler\x00"))) for handler in handlers)
+    moov = box(b"moov", box(b"mvhd", bytes(100)) + traks)
+    mdat = box(b"mdat", b"\xaa" * media_bytes)
+    return ftyp + mdat + moov if moov_last else ftyp + moov + mdat
+
+
+HEIC = iso_media(b"heic", (b"mif1", b"heic"), ()) + box(b"meta", bytes(4))
+AVIF = iso_media(b"avif", (b"avif", b"mif1", b"miaf"), ()) + box(b"meta", bytes(4))
+QUICKTIME = iso_media(b"qt  ", (b"qt  ",), (b"vide", b"soun"))
+VIDEO_MP4 = iso_media(b"isom", (b"isom", b"iso2", b"avc1", b"mp41"), (b"vide", b"soun"))
+AUDIO_MP4 = iso_media(b"isom", (b"isom", b"iso2", b"mp41"), (b"soun",), media_bytes=100_000,
+                      moov_last=True)
+UTF16_TEXT = {"utf-16-le": b"\xff\xfe" + TEXT.decode().encode("utf-16-le"),
+              "utf-16-be": b"\xfe\xff" + TEXT.decode().encode("utf-16-be")}
+
+
+def test_images_movies_and_video_in_mp4_like_containers_are_refused(world: HttpWorld) -> None:
+    for name, content, filename in (("heic", HEIC, "IMG_0001.heic"),
+                                    ("avif", AVIF, "photo.avif"),
+                                    ("quicktime", QUICKTIME, "clip.mov"),
+                                    ("video-mp4", VIDEO_MP4, "clip.mp4"),
+                                    ("heic-named-m4a", HEIC, "call.m4a")):
+        assert_problem(upload(world, "agent", content, filename), 415,
+                       "evidence_type_not_allowed", name)
+
+
+def test_utf16_text_is_refused_not_taken_for_mp3(world: HttpWorld) -> None:
+    for name, content in UTF16_TEXT.items():
+        assert_problem(upload(world, "agent", content, "chat.txt"), 415,
+                       "evidence_type_not_allowed", name)
+
+
+def test_an_mp4_holding_only_sound_is_accepted_as_mp4_audio(world: HttpWorld) -> None:
+    record = ok(upload(world, "agent", AUDIO_MP4, "call-recording.mp4"), 201)
+    assert record["media_type"] == "audio/mp4"
+    assert record["size"] == len(AUDIO_MP4)
+    response = world.get("agent", f"/v1/evidence/{record['id']}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("audio/mp4")
+    assert response.content == AUDIO_MP4
+
+
 def test_upload_with_an_idempotency_key_is_stored_once(world: HttpWorld) -> None:
     key = {"Idempotency-Key": "upload-1"}
     first = world.client.post("/v1/evidence", files={"file": ("a.png", png_bytes())},

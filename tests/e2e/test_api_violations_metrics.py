@@ -61,8 +61,10 @@ def points(world: HttpWorld, who: str = "owner", store_id: str = "s-tmall",
 
 def test_verifier_or_adjudicator_records_a_violation_worth_its_points(
         world: HttpWorld) -> None:
-    wo = world.in_adjudication()
+    wo = world.open()
     proof = world.evidence("agent", b"suspicious screenshot")
+    ok(world.contact(wo["id"], evidence_ids=[proof]), 201)  # the store cites it
+    ok(world.reply(wo["id"], "unresolved_no_agreement", statement="no deal"))
     for who, severity, expected in (("adjudicator", "general", 12),
                                     ("verifier", "serious", 48)):
         violation = ok(record(world, wo["id"], who, severity=severity,

@@ -33,6 +33,11 @@ class Server:
     base_url: str
     stdout: Path
     stderr: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
 
     def output(self) -> str:
         return self.stdout.read_text(encoding="utf-8")
@@ -46,15 +51,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(workdir: Path, *options: str) -> Iterator[Server]:
+def serving(workdir: Path, *options: str, port: int | None = None) -> Iterator[Server]:
     """`collabdesk serve` with `options`, up and answering /healthz; stopped on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = port or _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLABDESK_")}
     env["COLLABDESK_ADMIN_TOKEN"] = ADMIN
     server = Server(f"http://127.0.0.1:{port}", workdir / "stdout.txt", workdir / "stderr.txt")
-    with server.stdout.open("wb") as out, server.stderr.open("wb") as err:
-        process = subprocess.Popen(
+    with server.stdout.open("ab") as out, server.stderr.open("ab") as err:
+        process = server.process = subprocess.Popen(
             [str(COLLABDESK), "serve", "--port", str(port), "--data-dir",
              str(workdir / "data"), *options],
             stdout=out, stderr=err, env=env, cwd=workdir)

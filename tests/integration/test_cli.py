@@ -131,9 +131,17 @@ def test_an_unreachable_database_is_reported_in_one_line_not_a_traceback(
 CSV_HEADER = "id,store_id,consumer_id,kind,amount_cents,paid_at\n"
 
 
+def consumers(app: Container, *ids: str) -> None:
+    """Orders belong to consumer accounts; these get the given ids."""
+    for account_id in ids:
+        accounts.create_account(app.ctx, None, name=account_id, role=Role.CONSUMER,
+                                account_id=account_id)
+
+
 def test_orders_import_from_csv_names_every_refused_line_and_loses_nothing(
         tmp_path: Path, data_dir: Path, sqlite_app: Container) -> None:
     catalog.create_store(sqlite_app.ctx, None, Store("s1", "Shop", StorePlatform.TMALL))
+    consumers(sqlite_app, "c0", "c1", "c2")
     catalog.create_order(sqlite_app.ctx, None, catalog.parse_order_row({
         "id": "o-old", "store_id": "s1", "consumer_id": "c0", "amount_cents": "1",
         "paid_at": "2026-10-01T00:00:00Z"}))
@@ -183,6 +191,7 @@ def test_orders_import_from_csv_names_every_refused_line_and_loses_nothing(
 def test_orders_import_from_json_lines_names_every_refused_line(
         tmp_path: Path, data_dir: Path, sqlite_app: Container) -> None:
     catalog.create_store(sqlite_app.ctx, None, Store("s1", "Shop", StorePlatform.TAOBAO))
+    consumers(sqlite_app, "c1", "c9")
     good = {"id": "j1", "store_id": "s1", "consumer_id": "c1", "amount_cents": 500,
             "paid_at": "2026-11-01T00:00:00Z"}
     lines = [
@@ -216,6 +225,49 @@ def test_orders_import_from_json_lines_names_every_refused_line(
     stored = sqlite_app.ctx.read(lambda uow: uow.orders.existing_ids(
         ["j1", "j2", "j3", "j4", "j5", "j6", "j7"]))
     assert stored == {"j1", "j7"}
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_orders_import_reports_out_of_range_rows_and_imports_the_rest(
+        tmp_path: Path, database: str, request: pytest.FixtureRequest) -> None:
+    app: Container = request.getfixturevalue("sqlite_app" if database == "sqlite"
+                                             else "pg_app")
+    catalog.create_store(app.ctx, None, Store("s1", "Shop", StorePlatform.TMALL))
+    consumers(app, "c1")
+    accounts.create_account(app.ctx, None, name="Agent", role=Role.MERCHANT_AGENT,
+                            store_id="s1", account_id="a1")
+    source = tmp_path / "orders.csv"
+    source.write_text(
+        CSV_HEADER
+        + "r1,s1,c1,standard,100,2026-11-01T10:00:00Z\n"                # 2: good
+        + f"r2,s1,c1,standard,{2**63},2026-11-01T10:00:00Z\n"           # 3: past int64
+        + f"r3,s1,c1,standard,{10**30},2026-11-01T10:00:00Z\n"          # 4: far past it
+        + "r4,s1,c1,standard,-1,2026-11-01T10:00:00Z\n"                 # 5: negative
+        + "r\x005,s1,c1,standard,100,2026-11-01T10:00:00Z\n"            # 6: NUL in the id
+        + f"{'r' * 65},s1,c1,standard,100,2026-11-01T10:00:00Z\n"       # 7: id too long
+        + "r7,s1,c-nobody,standard,100,2026-11-01T10:00:00Z\n"          # 8: unknown consumer
+        + "r8,s1,a1,standard,100,2026-11-01T10:00:00Z\n"                # 9: not a consumer
+        + "r9,s1,c1,standard,100,9999-12-31T23:00:00-05:00\n"           # 10: past the calendar
+        + "r10,s1,c1,standard,100,2026-11-01T10:00:00Z\n",              # 11: good
+        encoding="utf-8")
+    url_or_dir: list[str | Path] = (["--data-dir", app.settings.data_dir]
+                                    if database == "sqlite"
+                                    else ["--database-url", app.settings.database_url or ""])
+    run = collabdesk("orders", "import", source, *url_or_dir, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err
+    refused = refused_lines(run.out)
+    assert run.out.splitlines()[0] == "imported 2 order(s); refused 8"
+    assert sorted(refused) == [3, 4, 5, 6, 7, 8, 9, 10]
+    for line in (3, 4, 5):
+        assert "amount_cents must be between 0 and 9223372036854775807" in refused[line]
+    assert "id must be" in refused[6]
+    assert "id must be" in refused[7]
+    assert "consumer c-nobody not found" in refused[8]
+    assert "not a consumer" in refused[9]
+    assert "paid_at" in refused[10]
+    stored = app.ctx.read(lambda uow: uow.orders.existing_ids(["r1", "r10", "r2", "r9"]))
+    assert stored == {"r1", "r10"}
 
 
 def test_orders_import_refuses_a_file_that_is_not_utf8_text(

@@ -22,9 +22,19 @@ from collabdesk.adapters.clock import FixedClock
 from collabdesk.bootstrap import Container, build
 from collabdesk.domain.errors import CollabdeskError, DuplicateOpenWorkOrder
 from collabdesk.domain.model import WorkOrder
+from collabdesk.domain.records import Note
 from collabdesk.domain.replies import ReplyOption
 from collabdesk.domain.states import State
-from collabdesk.domain.values import Actor, Category, Remedy, RemedyType
+from collabdesk.domain.values import (
+    Actor,
+    Category,
+    Contact,
+    ContactChannel,
+    ContactOutcome,
+    NoteVisibility,
+    Remedy,
+    RemedyType,
+)
 from collabdesk.services import work_orders as wos
 from collabdesk.services.audit import verify_chains
 from collabdesk.services.timers import fire_due_timers
@@ -104,7 +114,7 @@ def code_of(result: object) -> str:
 
 def event_types(arena: Arena, wo_id: str) -> list[str]:
     return [e.type for e in wos.list_events(arena.container.ctx, arena.world.triage, wo_id,
-                                            0, 1000)]
+                                            (0, 0), 1000)]
 
 
 def opened_and_contacted(arena: Arena) -> str:
@@ -251,3 +261,38 @@ def test_two_concurrent_opens_on_one_order_make_exactly_one_work_order(pg: Arena
         assert timers == 3  # the loser left nothing behind
     assert_chains_intact(pg)
     log.info("%d rounds, winners: %s", ROUNDS, dict(winners))
+
+
+def _eight_appends(arena: Arena) -> None:
+    """Eight clients add contacts and notes to one work order at the same instant."""
+    ctx = arena.container.ctx
+    for _ in range(ROUNDS // 3):
+        wo_id = opened_and_contacted(arena)
+        arena.clock.set(START + timedelta(minutes=5))
+        before = wos.get_work_order(ctx, arena.world.triage, wo_id).version
+        contact = partial(wos.log_contact, ctx, arena.world.agent, wo_id,
+                          channel=ContactChannel.PHONE, contacted_at=START,
+                          outcome=ContactOutcome.REACHED, summary="again", evidence_ids=())
+        note = partial(wos.add_note, ctx, arena.world.consumer, wo_id, text="any news?",
+                       visibility=NoteVisibility.ALL, evidence_ids=())
+        results = race(*([contact] * 4 + [note] * 4))
+        assert [code_of(r) for r in results] == ["ok"] * 8  # nobody lost to anybody
+        stored_contacts = {c.id for c in wos.list_contacts(ctx, arena.world.triage, wo_id)}
+        stored_notes = {n.id for n in wos.list_notes(ctx, arena.world.triage, wo_id)}
+        answered = [r for r in results if isinstance(r, Contact | Note)]
+        # Every answer names a row that is stored, each a different one.
+        assert {r.id for r in answered if isinstance(r, Contact)} <= stored_contacts
+        assert {r.id for r in answered if isinstance(r, Note)} == stored_notes
+        assert len(stored_contacts) == 1 + 4
+        assert len({r.id for r in answered}) == 8
+        assert wos.get_work_order(ctx, arena.world.triage, wo_id).version == before + 8
+    assert_chains_intact(arena)
+
+
+@pytest.mark.postgres
+def test_concurrent_contacts_and_notes_all_succeed_and_name_stored_rows(pg: Arena) -> None:
+    _eight_appends(pg)
+
+
+def test_sqlite_concurrent_contacts_and_notes_all_succeed(sqlite: Arena) -> None:
+    _eight_appends(sqlite)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from collabdesk.adapters.clock import FixedClock
 from collabdesk.adapters.db import tables
-from collabdesk.adapters.db.engine import make_engine, migrate
+from collabdesk.adapters.db.engine import migrate
 from collabdesk.adapters.db.mapping import work_order_values
 from collabdesk.bootstrap import Container
 from collabdesk.domain.errors import ConcurrentUpdate, DuplicateOpenWorkOrder
@@ -221,30 +219,6 @@ def test_the_points_ledger_refuses_update_and_delete_in_the_database(
 # ---- migrations -----------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A database with nothing in it: a new SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        path = tmp_path / "empty.db"
-        engine = make_engine(f"sqlite:///{path}")
-        yield engine
-        engine.dispose()
-        return
-    pg: Engine = request.getfixturevalue("_postgres_engine")
-    schema = "helper_empty_schema"
-    with pg.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = pg.url.update_query_dict({"options": f"-csearch_path={schema}"})
-    engine = make_engine(url.render_as_string(hide_password=False))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with pg.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-
-
 def test_the_migration_builds_an_empty_database_and_reapplying_it_changes_nothing(
         empty_database: Engine) -> None:
     assert inspect(empty_database).get_table_names() == []
@@ -255,7 +229,7 @@ def test_the_migration_builds_an_empty_database_and_reapplying_it_changes_nothin
     assert set(inspect(empty_database).get_table_names()) == created
     with empty_database.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-            ("0001",)]
+            ("0002",)]
         assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
 
 

@@ -62,7 +62,7 @@ def timers_of(ctx: ServiceContext, work_order_id: str) -> list[TimerRow]:
 
 
 def event_types(ctx: ServiceContext, work_order_id: str) -> list[str]:
-    return [link.type for link in fake_db(ctx).snapshot().events.get(work_order_id, [])]
+    return [link.type for link in fake_db(ctx).snapshot().events.get((work_order_id, "all"), [])]
 
 
 def inbox_of(ctx: ServiceContext, world: World, who: str) -> list[InboxItem]:
@@ -406,7 +406,7 @@ def test_the_fake_audit_chain_detects_an_edited_event(
     world.contact(wo_id)
     assert verify_chains(ctx).broken == []
     db = fake_db(ctx)
-    chain = db.tables.events[wo_id]
+    chain = db.tables.events[(wo_id, "all")]
     chain[0] = replace(chain[0], data_json=chain[0].data_json.replace("arrived", "never"))
     (broken,) = verify_chains(ctx).broken
     assert broken[0] == wo_id

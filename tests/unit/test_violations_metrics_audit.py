@@ -470,8 +470,6 @@ SAMPLES = {
     "mp3-frame-mpeg25-layer3": (b"\xff\xe3\x18\xc4\x00", "audio/mpeg"),
     "m4a": (b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00", "audio/mp4"),
     "m4b": (b"\x00\x00\x00\x20ftypM4B \x00\x00\x02\x00", "audio/mp4"),
-    "mp4-isom": (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00", "video/mp4"),
-    "mp4-mp42": (b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00", "video/mp4"),
     "amr-nb": (b"#!AMR\n\x3c\x48", "audio/amr"),
     "amr-wb": (b"#!AMR-WB\n\x04", "audio/amr"),
     "wav": (b"RIFF\x24\x08\x00\x00WAVEfmt ", "audio/wav"),
@@ -495,6 +493,7 @@ NOT_EVIDENCE = {
     "avi": b"RIFF\x24\x00\x00\x00AVI LIST",
     "aac-adts-layer-bits-zero": b"\xff\xf1\x50\x80",
     "truncated-jpeg": b"\xff\xd8",
+    "mp4-isom-without-sound-track": b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00",
     "empty": b"",
 }
 

@@ -1,21 +1,21 @@
-"""The clock is a dependency (style.md habit 4): one object tells the time everywhere."""
+"""Clocks: the services' `Clock` port (services/ports.py) for real time, for `--test-clock`
+and for tests. The clock is a dependency (style.md habit 4): one object tells the time."""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+
+from collabdesk.domain.bounds import LATEST
+from collabdesk.domain.errors import ValidationFailed
 
 
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class MovableClock(Protocol):
-    """A clock tests (and `--test-clock`) can move forward."""
-
-    def now(self) -> datetime: ...
-    def advance(self, seconds: float) -> datetime: ...
+def _forward(moment: datetime, seconds: float) -> datetime:
+    if seconds < 0:
+        raise ValidationFailed("seconds: the clock only moves forward")
+    if seconds > (LATEST - moment).total_seconds():
+        raise ValidationFailed(f"seconds: the clock cannot move past {LATEST.isoformat()}")
+    return moment + timedelta(seconds=seconds)
 
 
 class SystemClock:
@@ -41,11 +41,11 @@ class TestClock:
             return datetime.now(UTC) + self._offset
 
     def advance(self, seconds: float) -> datetime:
-        if seconds < 0:
-            raise ValueError("the test clock only moves forward")
         with self._lock:
-            self._offset += timedelta(seconds=seconds)
-            return datetime.now(UTC) + self._offset
+            now = datetime.now(UTC)
+            moved = _forward(now + self._offset, seconds)
+            self._offset = moved - now
+            return moved
 
 
 class FixedClock:
@@ -63,6 +63,6 @@ class FixedClock:
         self._now = moment
 
     def advance(self, seconds: float) -> datetime:
-        self._now += timedelta(seconds=seconds)
+        self._now = _forward(self._now, seconds)
         return self._now
 

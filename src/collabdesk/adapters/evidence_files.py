@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from collabdesk.domain.evidence import is_plain_text
-from collabdesk.services.evidence_port import StagedFile
+from collabdesk.domain.evidence import HEAD_BYTES, is_plain_text
+from collabdesk.services.evidence_port import MAX_READ_AT, StagedFile
 
 CHUNK = 1024 * 1024
-HEAD = 64
+HEAD = HEAD_BYTES
 
 
 class LocalEvidenceStore:
@@ -65,6 +65,15 @@ class LocalEvidenceStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         staged.path.chmod(0o444)
         os.replace(staged.path, target)
+
+    def read_at(self, staged: StagedFile, offset: int, size: int) -> bytes:
+        if offset < 0 or not 0 <= size <= MAX_READ_AT:
+            raise ValueError(f"read_at({offset}, {size}) is out of bounds")
+        if offset >= staged.size:
+            return b""
+        with staged.path.open("rb") as f:
+            f.seek(offset)
+            return f.read(min(size, staged.size - offset))
 
     def discard(self, staged: StagedFile) -> None:
         staged.path.unlink(missing_ok=True)

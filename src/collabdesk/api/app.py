@@ -1,26 +1,19 @@
-"""The FastAPI application: routers, error handlers, middleware, the deadline runner."""
+"""The FastAPI application: the edge, routers, error handlers, docs, the deadline runner."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from prometheus_client import Counter, Histogram
+from fastapi import FastAPI
 
 from collabdesk import __version__
 from collabdesk.bootstrap import Container
 from collabdesk.worker.runner import DeadlineRunner
 
-from . import errors
-from .idempotency import IdempotencyMiddleware
+from . import docs, errors, openapi
+from .edge import Edge
 from .routes import accounts, evidence, inbox, ops, violations, work_orders
-
-REQUESTS = Counter("collabdesk_http_requests_total", "HTTP requests",
-                   ["method", "route", "status"])
-LATENCY = Histogram("collabdesk_http_request_seconds", "HTTP request latency",
-                    ["method", "route"])
 
 
 def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
@@ -36,26 +29,23 @@ def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
             if start_runner:
                 runner.stop()
 
+    test_clock = container.test_clock is not None
     app = FastAPI(title="collabdesk", version=__version__, lifespan=lifespan,
-                  description="Collaborative work orders for marketplace after-sales "
-                              "disputes. Contract: api.md.")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+                  description=docs.DESCRIPTION,
+                  openapi_tags=[t for t in openapi.TAGS
+                                if test_clock or t["name"] != "test clock"])
     app.state.ctx = container.ctx
     app.state.test_clock = container.test_clock
     app.state.runner = runner
     errors.install(app)
     for module in (accounts, work_orders, evidence, inbox, violations, ops):
         app.include_router(module.router)
-
-    @app.middleware("http")
-    async def observe(request: Request,
-                      call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        return response
-
-    app.add_middleware(IdempotencyMiddleware)
+    if test_clock:
+        app.include_router(ops.test_clock_router)
+    docs.install(app)
+    settings = container.settings
+    app.add_middleware(Edge, ctx=container.ctx, max_body_bytes=settings.max_body_bytes,
+                       evidence_max_bytes=settings.evidence_max_bytes, test_clock=test_clock,
+                       spool_dir=settings.data_dir / "spool")
     return app

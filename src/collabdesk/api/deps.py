@@ -10,10 +10,9 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
 
-from collabdesk.domain.errors import ValidationFailed
+from collabdesk.domain import bounds
+from collabdesk.domain.errors import Unauthenticated, ValidationFailed
 from collabdesk.domain.values import Actor
-from collabdesk.services.access import actor_of
-from collabdesk.services.accounts import authenticate
 from collabdesk.services.context import ServiceContext
 
 T = TypeVar("T")
@@ -27,16 +26,12 @@ def get_ctx(request: Request) -> ServiceContext:
 Ctx = Annotated[ServiceContext, Depends(get_ctx)]
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def current_actor(request: Request, ctx: Ctx) -> Actor:
-    token = bearer_token(request.headers.get("authorization"))
-    return actor_of(authenticate(ctx, token))
+def current_actor(request: Request) -> Actor:
+    """The caller the edge authenticated (api/edge.py) before the body was read."""
+    actor: Actor | None = getattr(request.state, "actor", None)
+    if actor is None:
+        raise Unauthenticated("missing bearer token")
+    return actor
 
 
 Caller = Annotated[Actor, Depends(current_actor)]
@@ -55,6 +50,7 @@ def expected_version(if_match: Annotated[str | None, Header()] = None) -> int | 
 
 IfMatch = Annotated[int | None, Depends(expected_version)]
 Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$")]
 
 
 def encode_cursor(value: Any) -> str:
@@ -64,7 +60,7 @@ def encode_cursor(value: Any) -> str:
 def decode_cursor(cursor: str) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValidationFailed("cursor is not one this server issued") from None
 
 
@@ -73,9 +69,20 @@ def offset_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
     value = decode_cursor(cursor)
-    if type(value) is not int or value < 0:
+    if type(value) is not int or not 0 <= value < 2**31:
         raise ValidationFailed("cursor is not one this server issued")
     return value
+
+
+def seq_pair_cursor(cursor: str | None) -> tuple[int, int]:
+    """The events cursor: the last seq seen of the `all` and of the `platform` chain."""
+    if not cursor:
+        return 0, 0
+    value = decode_cursor(cursor)
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(type(v) is int and 0 <= v < 2**31 for v in value)):
+        raise ValidationFailed("cursor is not one this server issued")
+    return value[0], value[1]
 
 
 def _keyset(cursor: str, nullable_time: bool) -> tuple[datetime | None, str]:
@@ -85,7 +92,8 @@ def _keyset(cursor: str, nullable_time: bool) -> tuple[datetime | None, str]:
         moment = None if at is None and nullable_time else datetime.fromisoformat(at)
     except (TypeError, ValueError):
         raise ValidationFailed("cursor is not one this server issued") from None
-    if not isinstance(key, str) or (moment is not None and moment.tzinfo is None):
+    if (not isinstance(key, str) or not bounds.is_valid_id(key)
+            or (moment is not None and bounds.instant_problem(moment) is not None)):
         raise ValidationFailed("cursor is not one this server issued")
     return moment, key
 

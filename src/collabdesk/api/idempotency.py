@@ -1,17 +1,21 @@
-"""ASGI middleware for `Idempotency-Key` on POST (api.md Conventions).
+"""`Idempotency-Key` on POST (api.md Conventions), run by the edge (api/edge.py) once the
+caller is known and the body is spooled.
 
-It sits outside the routes so every POST gets the same behaviour: the first response
-(success or a 4xx refusal) is stored under the caller's key and replayed for the same
-request; a 5xx or a crash frees the key so the client's retry really runs.
+The first answer (a success or a 4xx refusal) is stored *before* it is sent, so a client
+that retries the moment it has an answer always gets the replay. A 5xx or a crash frees
+the key so a retry runs for real. Fields a route marks with `omit_from_replays` (a new
+account's token) are never stored: a replay leaves them out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,99 +23,121 @@ from collabdesk.domain.errors import CollabdeskError
 from collabdesk.services import idempotency as svc
 from collabdesk.services.context import ServiceContext
 
-from .deps import bearer_token
-from .errors import problem
+from .errors import from_error, problem
+from .spool import Spool
+
+log = logging.getLogger("collabdesk.api")
 
 REPLAYED = (b"idempotent-replayed", b"true")
+KEPT_HEADERS = (b"content-type", b"etag", b"location")
+MAX_STORED_BODY = 1024 * 1024
+OMIT = "collabdesk.replay_omits"
 
 
-class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+def omit_from_replays(request: Request, *fields: str) -> None:
+    """Keep these top-level fields of this response out of the stored replay (secrets)."""
+    request.scope.setdefault(OMIT, set()).update(fields)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope["headers"]}
-        key = headers.get("idempotency-key")
-        token = bearer_token(headers.get("authorization"))
-        if not key or not token:
-            await self.app(scope, receive, send)
-            return
-        ctx: ServiceContext = scope["app"].state.ctx
-        body = await _read_body(receive)
-        scope_id = hashlib.sha256(token.encode()).hexdigest()
-        fingerprint = svc.request_fingerprint(
-            "POST", scope["path"], _canonical(body, headers.get("content-type")))
 
-        try:
-            stored = await run_in_threadpool(svc.begin, ctx, scope_id, key, fingerprint)
-        except CollabdeskError as exc:
-            await problem(exc.code, exc.detail)(scope, _replay(body), send)
-            return
-        if stored is not None:
-            await _send_stored(stored.status_code or 200, stored.body or "{}", send)
-            return
-        captured: dict[str, Any] = {"status": 500, "headers": [], "body": b""}
+async def run_idempotently(app: ASGIApp, ctx: ServiceContext, scope: Scope, receive: Receive,
+                           send: Send, *, account_id: str, token: str, key: str,
+                           body: Spool) -> None:
+    if (why := svc.check_key(key)) is not None:
+        await problem("validation_error", f"Idempotency-Key: {why}")(scope, receive, send)
+        return
+    target = scope["path"] + ("?" + scope["query_string"].decode("latin-1")
+                              if scope.get("query_string") else "")
+    content_type = _header(scope, b"content-type")
+    fingerprint = await run_in_threadpool(
+        svc.request_fingerprint, token, scope["method"], target,
+        _canonical(body.chunks(), content_type))
+    try:
+        stored = await run_in_threadpool(svc.begin, ctx, account_id, key, fingerprint)
+    except CollabdeskError as exc:
+        await from_error(exc)(scope, receive, send)
+        return
+    if stored is not None:
+        await _send_stored(stored.status_code or 200, stored.body or "{}", send)
+        return
 
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["headers"] = message.get("headers", [])
-            elif message["type"] == "http.response.body":
-                captured["body"] += message.get("body", b"")
+    held: list[Message] = []
+    size = 0
+    passing_through = False  # too big to keep: sent as it comes, key released
+
+    async def hold(message: Message) -> None:
+        nonlocal size, passing_through
+        if passing_through:
             await send(message)
-
-        try:
-            await self.app(scope, _replay(body), capture)
-        except Exception:
-            await run_in_threadpool(svc.abandon, ctx, scope_id, key)
-            raise
-        if captured["status"] >= 500:
-            await run_in_threadpool(svc.abandon, ctx, scope_id, key)
             return
-        kept = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in captured["headers"]
-                if k.lower() in (b"content-type", b"etag", b"location")]
-        record = json.dumps({"headers": kept,
-                             "body": captured["body"].decode("utf-8", "replace")})
-        await run_in_threadpool(svc.finish, ctx, scope_id, key, captured["status"], record)
+        held.append(message)
+        size += len(message.get("body", b""))
+        if size > MAX_STORED_BODY:
+            passing_through = True
+            for m in held:
+                await send(m)
+            held.clear()
+
+    try:
+        await app(scope, receive, hold)
+    except BaseException:
+        await run_in_threadpool(svc.abandon, ctx, account_id, key)
+        raise
+    start = next((m for m in held if m["type"] == "http.response.start"), None)
+    if passing_through or start is None or start["status"] >= 500:
+        await run_in_threadpool(svc.abandon, ctx, account_id, key)
+    else:
+        record = _record(start, b"".join(m.get("body", b"") for m in held), scope.get(OMIT))
+        try:
+            await run_in_threadpool(svc.finish, ctx, account_id, key, start["status"], record)
+        except Exception:  # the answer is still the truth; the lease frees the key later
+            log.exception("could not store the answer for an idempotency key")
+    for message in held:
+        await send(message)
 
 
-def _canonical(body: bytes, content_type: str | None) -> bytes:
+def _record(start: Message, body: bytes, omit: set[str] | None) -> str:
+    kept = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in start.get("headers", [])
+            if k.lower() in KEPT_HEADERS]
+    text = body.decode("utf-8", "replace")
+    if omit:
+        document = json.loads(text)
+        if isinstance(document, dict):
+            text = json.dumps({k: v for k, v in document.items() if k not in omit},
+                              ensure_ascii=False)
+    return json.dumps({"headers": kept, "body": text})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope["headers"]:
+        if k.lower() == name:
+            decoded: str = v.decode("latin-1")
+            return decoded
+    return None
+
+
+def _canonical(chunks: Iterable[bytes], content_type: str | None) -> Iterator[bytes]:
     """A multipart body differs from one send to the next only by its random boundary;
     with the boundary blanked out, a retried upload is recognised as the same request."""
-    if content_type and content_type.lower().startswith("multipart/"):
-        found = re.search(r'boundary="?([^";]+)"?', content_type, re.IGNORECASE)
-        if found:
-            return body.replace(found.group(1).encode("latin-1"), b"")
-    return body
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-    return receive
+    found = (re.search(r'boundary="?([^";]+)"?', content_type, re.IGNORECASE)
+             if content_type and content_type.lower().startswith("multipart/") else None)
+    if found is None:
+        yield from chunks
+        return
+    needle = found.group(1).encode("latin-1")
+    tail = b""
+    for chunk in chunks:
+        parts = (tail + chunk).split(needle)
+        last = parts.pop()
+        yield from parts
+        # The end of the last part may be the start of a boundary cut by the chunk edge.
+        keep = min(len(last), len(needle) - 1)
+        yield last[:len(last) - keep]
+        tail = last[len(last) - keep:]
+    yield tail
 
 
 async def _send_stored(status: int, record: str, send: Send) -> None:
-    stored = json.loads(record)
+    stored: dict[str, Any] = json.loads(record)
     body = stored["body"].encode("utf-8")
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored["headers"]]
     headers += [(b"content-length", str(len(body)).encode()), REPLAYED]

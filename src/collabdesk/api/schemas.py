@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from collabdesk.domain import bounds
 from collabdesk.domain.audit import ChainLink
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.records import Account, Delivery, EvidenceRecord, InboxItem, Note
@@ -32,28 +33,32 @@ from collabdesk.domain.values import (
 from collabdesk.domain.violations import Severity, Violation, ViolationDecision, ViolationKind
 from collabdesk.services.violations import PointsStatement
 
+from . import fields as f
+
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+    """Every request body: unknown fields are refused (a typo is an error, not a default)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
 class RemedyIn(Body):
     type: RemedyType
-    amount_cents: StrictInt | None = None
-    note: str | None = Field(default=None, max_length=2000)
+    amount_cents: f.Cents | None = None
+    note: f.ShortText | None = None
 
     def to_domain(self) -> Remedy:
         return Remedy(self.type, self.amount_cents, self.note)
 
 
 class AccountIn(Body):
-    name: str = Field(min_length=1, max_length=200)
+    name: f.Name
     role: Role
-    store_id: str | None = None
-    phone: str | None = Field(default=None, max_length=32)
-    email: str | None = Field(default=None, max_length=254)
-    login: str | None = Field(default=None, min_length=1, max_length=100)
-    password: str | None = Field(default=None, max_length=200)
+    store_id: f.Id | None = None
+    phone: f.Phone | None = None
+    email: f.Email | None = None
+    login: f.Login | None = None
+    password: f.Password | None = None
 
 
 class StaffPermissionIn(Body):
@@ -61,99 +66,106 @@ class StaffPermissionIn(Body):
 
 
 class StoreIn(Body):
-    id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
+    id: f.Id
+    name: f.Name
     platform: StorePlatform
 
 
 class OrderIn(Body):
-    id: str = Field(min_length=1, max_length=64)
-    store_id: str = Field(min_length=1, max_length=64)
-    consumer_id: str = Field(min_length=1, max_length=64)
+    id: f.Id
+    store_id: f.Id
+    consumer_id: f.Id
     kind: OrderKind = OrderKind.STANDARD
-    amount_cents: StrictInt = Field(ge=0)
-    paid_at: AwareDatetime
+    amount_cents: f.Cents
+    paid_at: f.Instant
 
 
 class WorkOrderIn(Body):
-    order_id: str = Field(min_length=1, max_length=64)
+    order_id: f.Id
     category: Category
-    claim: str = Field(min_length=1, max_length=5000)
+    claim: f.Text
     requested_remedy: RemedyIn | None = None
+
+
+EvidenceIds = Annotated[list[f.Id], Field(max_length=50)]
 
 
 class ContactIn(Body):
     channel: ContactChannel
-    contacted_at: AwareDatetime
+    contacted_at: f.Instant
     outcome: ContactOutcome
-    summary: str | None = Field(default=None, max_length=5000)
-    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+    summary: f.OptionalText | None = None
+    evidence_ids: EvidenceIds = Field(default_factory=list)
 
 
 class ReplyIn(Body):
     option: ReplyOption
-    statement: str | None = Field(default=None, max_length=5000)
+    statement: f.OptionalText | None = None
     agreement: RemedyIn | None = None
-    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+    evidence_ids: EvidenceIds = Field(default_factory=list)
 
 
 class NoteIn(Body):
-    text: str = Field(min_length=1, max_length=5000)
-    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+    text: f.Text
+    evidence_ids: EvidenceIds = Field(default_factory=list)
     visibility: NoteVisibility = NoteVisibility.ALL
 
 
 class ConsumerResponseIn(Body):
     accept: StrictBool
-    statement: str | None = Field(default=None, max_length=5000)
+    statement: f.OptionalText | None = None
 
 
 class VerificationIn(Body):
     outcome: VerificationOutcome
-    rationale: str = Field(min_length=1, max_length=5000)
+    rationale: f.Text
 
 
 class JudgmentIn(Body):
     ruling: Ruling
-    rationale: str = Field(min_length=1, max_length=5000)
+    rationale: f.Text
     remedy: RemedyIn | None = None
 
 
 class AppealIn(Body):
-    statement: str = Field(min_length=1, max_length=5000)
-    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+    statement: f.Text
+    evidence_ids: EvidenceIds = Field(default_factory=list)
 
 
 class AppealDecisionIn(Body):
     decision: AppealDecision
-    rationale: str = Field(min_length=1, max_length=5000)
+    rationale: f.Text
 
 
 class SettlementIn(Body):
-    amount_cents: StrictInt
-    rationale: str = Field(min_length=1, max_length=5000)
+    amount_cents: f.Cents
+    rationale: f.Text
 
 
 class ViolationIn(Body):
-    store_id: str = Field(min_length=1)
-    work_order_id: str = Field(min_length=1)
+    store_id: f.Id
+    work_order_id: f.Id
     kind: ViolationKind
     severity: Severity
-    rationale: str = Field(min_length=1, max_length=5000)
-    evidence_ids: list[str] = Field(default_factory=list, max_length=50)
+    rationale: f.Text
+    evidence_ids: EvidenceIds = Field(default_factory=list)
 
 
 class ViolationAppealIn(Body):
-    statement: str = Field(min_length=1, max_length=5000)
+    statement: f.Text
 
 
 class ViolationDecisionIn(Body):
     decision: ViolationDecision
-    rationale: str = Field(min_length=1, max_length=5000)
+    rationale: f.Text
+
+
+class WithdrawIn(Body):
+    """`{}`: withdrawing takes no fields."""
 
 
 class AdvanceIn(Body):
-    seconds: StrictInt = Field(ge=0)
+    seconds: Annotated[StrictInt, Field(ge=0, le=bounds.MAX_ADVANCE_SECONDS)]
 
 
 # ---- renderers ---------------------------------------------------------------------------
@@ -230,7 +242,8 @@ def note_out(n: Note) -> dict[str, Any]:
 
 def event_out(e: ChainLink) -> dict[str, Any]:
     return {"seq": e.seq, "at": e.at, "actor_id": e.actor_id, "type": e.type,
-            "data": json.loads(e.data_json), "prev_hash": e.prev_hash, "hash": e.hash}
+            "data": json.loads(e.data_json), "prev_hash": e.prev_hash, "hash": e.hash,
+            "visibility": e.visibility}
 
 
 def delivery_out(d: Delivery) -> dict[str, Any]:

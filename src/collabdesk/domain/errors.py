@@ -72,6 +72,20 @@ class IdempotencyKeyReused(CollabdeskError):
     code = "idempotency_key_reused"
 
 
+class IdempotencyKeyInUse(CollabdeskError):
+    """The first request with this key is still running; retry after `retry_after` s."""
+
+    code = "idempotency_key_in_use"
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(CollabdeskError):
+    code = "payload_too_large"
+
+
 class VersionConflict(CollabdeskError):
     code = "version_conflict"
 
@@ -83,10 +97,13 @@ class AlreadyExists(CollabdeskError):
 
 
 class ConcurrentUpdate(CollabdeskError):
-    """The guarded UPDATE matched no row: another transaction changed the work order first.
+    """Another transaction won: a guarded UPDATE matched no row, or the database chose
+    this transaction as a deadlock or serialization victim.
 
-    Services retry the whole use case once on this, so the loser sees the domain's
-    verdict on the new state (e.g. invalid_transition) rather than this error.
+    Services rerun the whole use case on this, so the loser sees the domain's verdict on
+    the new state (e.g. invalid_transition) rather than this error. Writers lock what
+    they change first, so it is rare; one that survives every rerun is a 503 to retry.
     """
 
     code = "concurrent_update"
+    retry_after = 1

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .audit import ALL, PLATFORM, ChainHead
 from .errors import (
     AppealWindowClosed,
     ContactBeforeWorkOrder,
@@ -152,6 +153,9 @@ class WorkOrder:
     sla_overdue: bool = False
     version: int = 0
     contacts: list[Contact] = field(default_factory=list)
+    # The head of each audit chain ("all", "platform"), kept with the row that anchors it.
+    chains: dict[str, ChainHead] = field(
+        default_factory=lambda: {ALL: ChainHead(), PLATFORM: ChainHead()})
     events: list[DomainEvent] = field(default_factory=list, compare=False, repr=False)
 
     # ---- opening -----------------------------------------------------------------------
@@ -314,11 +318,12 @@ class WorkOrder:
     def record_note(self, note_id: str, visibility: str, evidence_ids: tuple[str, ...],
                     actor: Actor, now: datetime) -> None:
         self.check_note_allowed(actor, now)
-        # The text stays in the notes table so platform-only text never reaches the chain
-        # that every party can read; the chain still proves the note existed.
+        # The text stays in the notes table; the chain proves the note existed. A
+        # platform-only note goes to the platform chain, so its existence (and its
+        # evidence ids) stay hidden from the parties.
         self._record("note_added", actor, now, {
             "note_id": note_id, "visibility": visibility, "evidence_ids": list(evidence_ids),
-        })
+        }, visibility=PLATFORM if visibility == PLATFORM else ALL)
 
     # ---- system actions (timers); each is a no-op when something beat it ---------------------
 
@@ -481,5 +486,6 @@ class WorkOrder:
         self.closed_at = now if self.state in TERMINAL_STATES else None
         self.sla_overdue = False
 
-    def _record(self, type_: str, actor: Actor, now: datetime, data: dict[str, Any]) -> None:
-        self.events.append(DomainEvent(type_, actor.id, now, data))
+    def _record(self, type_: str, actor: Actor, now: datetime, data: dict[str, Any],
+                visibility: str = ALL) -> None:
+        self.events.append(DomainEvent(type_, actor.id, now, data, visibility))

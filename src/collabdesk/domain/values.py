@@ -168,3 +168,5 @@ class DomainEvent:
     actor_id: str
     at: datetime
     data: dict[str, Any] = field(default_factory=dict)
+    # "all": every party of the case sees it; "platform": only the platform and its author.
+    visibility: str = "all"

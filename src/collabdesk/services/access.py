@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collabdesk.domain.audit import ALL
 from collabdesk.domain.errors import NotFound
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.records import Account
@@ -45,3 +46,19 @@ def can_see_store(actor: Actor, store_id: str) -> bool:
     if actor.role in MERCHANT_ROLES:
         return actor.store_id == store_id
     return True
+
+
+def may_cite_evidence(actor: Actor, uploaded_by: str, attachments: list[tuple[str, str]],
+                      work_order_id: str) -> bool:
+    """Evidence may be cited on a work order by its uploader, or once it is attached to
+    that work order where the actor may see it: for every party, or platform-only for
+    the platform."""
+    if uploaded_by == actor.id:
+        return True
+    return any(wo_id == work_order_id and may_see_attachment(actor, visibility)
+               for wo_id, visibility in attachments)
+
+
+def may_see_attachment(actor: Actor, visibility: str) -> bool:
+    """A platform-only attachment (evidence on a platform-only note) is the platform's."""
+    return visibility == ALL or actor.role in SEES_EVERYTHING

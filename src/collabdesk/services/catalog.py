@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from collabdesk.domain.errors import AlreadyExists, Forbidden, NotFound, ValidationFailed
+from collabdesk.domain.bounds import check_cents, check_id, check_instant
+from collabdesk.domain.errors import CollabdeskError, Forbidden, NotFound, ValidationFailed
 from collabdesk.domain.states import Role
 from collabdesk.domain.values import Actor, Order, OrderKind, Store
 
@@ -42,12 +43,24 @@ def get_store(ctx: ServiceContext, actor: Actor, store_id: str) -> Store:
 
 
 def _check_order(order: Order) -> None:
-    if not order.id.strip():
-        raise ValidationFailed("id is required")
-    if order.amount_cents < 0:
-        raise ValidationFailed("amount_cents may not be negative")
-    if order.paid_at.tzinfo is None:
-        raise ValidationFailed("paid_at needs a UTC offset")
+    """The bounds of an order from outside (the API's schema checks the same, the import
+    relies on this): ids, amount and payment time a database and the rules can hold."""
+    check_id(order.id, "id")
+    check_id(order.store_id, "store_id")
+    check_id(order.consumer_id, "consumer_id")
+    check_cents(order.amount_cents, "amount_cents")
+    check_instant(order.paid_at, "paid_at")
+
+
+def _consumer_problem(uow: UnitOfWork, consumer_id: str) -> CollabdeskError | None:
+    """An order belongs to a consumer account: an unknown id or another role is refused."""
+    account = uow.accounts.get(consumer_id)
+    if account is None:
+        return NotFound(f"consumer {consumer_id} not found")
+    if account.role is not Role.CONSUMER:
+        return ValidationFailed(f"consumer_id {consumer_id} is a {account.role} account, "
+                                "not a consumer")
+    return None
 
 
 def create_order(ctx: ServiceContext, actor: Actor | None, order: Order) -> Order:
@@ -57,6 +70,8 @@ def create_order(ctx: ServiceContext, actor: Actor | None, order: Order) -> Orde
     def run(uow: UnitOfWork) -> Order:
         if uow.stores.get(order.store_id) is None:
             raise NotFound(f"store {order.store_id} not found")
+        if (problem := _consumer_problem(uow, order.consumer_id)) is not None:
+            raise problem
         uow.orders.add(order, ctx.clock.now())
         return order
     return ctx.write(run)
@@ -81,21 +96,72 @@ def parse_order_row(row: dict[str, Any]) -> Order:
     except ValueError:
         raise ValidationFailed(
             f"kind must be standard or worry_free, not {row['kind']!r}") from None
+    raw_amount = row["amount_cents"]
+    if isinstance(raw_amount, float | bool):  # JSON true is not 1, 1.5 is no cents
+        raise ValidationFailed("amount_cents must be a whole number of cents")
     try:
-        amount = int(row["amount_cents"])
+        amount = int(raw_amount)
     except (TypeError, ValueError):
         raise ValidationFailed(
-            f"amount_cents must be an integer, not {row['amount_cents']!r}") from None
-    if isinstance(row["amount_cents"], float | bool) or amount < 0:  # JSON true is not 1
-        raise ValidationFailed("amount_cents must be a non-negative integer number of cents")
+            f"amount_cents must be an integer, not {_shown(raw_amount)}") from None
     try:
         paid_at = datetime.fromisoformat(str(row["paid_at"]).replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationFailed(f"paid_at is not an ISO 8601 time: {row['paid_at']!r}") from None
-    if paid_at.tzinfo is None:
-        raise ValidationFailed("paid_at needs a UTC offset")
-    return Order(str(row["id"]), str(row["store_id"]), str(row["consumer_id"]), kind, amount,
-                 paid_at)
+        raise ValidationFailed(
+            f"paid_at is not an ISO 8601 time: {_shown(row['paid_at'])}") from None
+    order = Order(str(row["id"]), str(row["store_id"]), str(row["consumer_id"]), kind,
+                  amount, paid_at)
+    _check_order(order)
+    return order
+
+
+def _shown(value: object) -> str:
+    """A value quoted in a refusal, cut short: a row may hold megabytes of garbage."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _import_batch(ctx: ServiceContext, batch: list[tuple[int, Order]],
+                  result: ImportResult) -> None:
+    """One transaction for the batch: refusals are decided row by row before inserting.
+    If the database still refuses the batch (a concurrent writer took an id), each row
+    is tried in a transaction of its own, so only the bad rows are lost."""
+    def run(uow: UnitOfWork) -> list[tuple[int, str]]:
+        refused: list[tuple[int, str]] = []
+        stores: dict[str, bool] = {}
+        consumers: dict[str, CollabdeskError | None] = {}
+        existing = uow.orders.existing_ids([o.id for _, o in batch])
+        seen: set[str] = set()
+        now = ctx.clock.now()
+        for line, order in batch:
+            if order.store_id not in stores:
+                stores[order.store_id] = uow.stores.get(order.store_id) is not None
+            if order.consumer_id not in consumers:
+                consumers[order.consumer_id] = _consumer_problem(uow, order.consumer_id)
+            if not stores[order.store_id]:
+                refused.append((line, f"unknown store {order.store_id}"))
+            elif (problem := consumers[order.consumer_id]) is not None:
+                refused.append((line, problem.detail))
+            elif order.id in existing or order.id in seen:
+                refused.append((line, f"order {order.id} already exists"))
+            else:
+                uow.orders.add(order, now)
+                seen.add(order.id)
+        return refused
+
+    try:
+        refused = ctx.write(run, attempts=1)
+    except CollabdeskError:
+        if len(batch) == 1:
+            raise
+        for one in batch:
+            try:
+                _import_batch(ctx, [one], result)
+            except CollabdeskError as exc:
+                result.refused.append((one[0], exc.detail))
+        return
+    result.refused.extend(refused)
+    result.imported += len(batch) - len(refused)
 
 
 def import_orders(ctx: ServiceContext, rows: Iterable[tuple[int, dict[str, Any]]],
@@ -107,28 +173,7 @@ def import_orders(ctx: ServiceContext, rows: Iterable[tuple[int, dict[str, Any]]
     batch: list[tuple[int, Order]] = []
 
     def flush() -> None:
-        def run(uow: UnitOfWork) -> int:
-            known_stores: dict[str, bool] = {}
-            existing = uow.orders.existing_ids([o.id for _, o in batch])
-            seen: set[str] = set()
-            added = 0
-            now = ctx.clock.now()
-            for line, order in batch:
-                if order.store_id not in known_stores:
-                    known_stores[order.store_id] = uow.stores.get(order.store_id) is not None
-                if not known_stores[order.store_id]:
-                    result.refused.append((line, f"unknown store {order.store_id}"))
-                elif order.id in existing or order.id in seen:
-                    result.refused.append((line, f"order {order.id} already exists"))
-                else:
-                    uow.orders.add(order, now)
-                    seen.add(order.id)
-                    added += 1
-            return added
-        try:
-            result.imported += ctx.write(run, attempts=1)
-        except AlreadyExists as exc:  # a concurrent writer took an id; report, keep going
-            result.refused.extend((line, exc.detail) for line, _ in batch)
+        _import_batch(ctx, batch, result)
         if progress:
             progress(len(batch))
         batch.clear()

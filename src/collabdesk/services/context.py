@@ -8,12 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from collabdesk.adapters.clock import Clock
 from collabdesk.domain.errors import ConcurrentUpdate
 from collabdesk.domain.policy import Policy
 
 from .evidence_port import EvidenceStore
-from .ports import UnitOfWork, UnitOfWorkFactory
+from .ports import Clock, UnitOfWork, UnitOfWorkFactory
 
 T = TypeVar("T")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from collabdesk.adapters.clock import FixedClock
 from collabdesk.domain.replies import ReplyOption
 from collabdesk.domain.states import Role
 from collabdesk.domain.values import (
@@ -66,11 +66,20 @@ def is_empty(ctx: ServiceContext) -> bool:
     return ctx.read(lambda uow: uow.stores.get("demo-tmall") is None)
 
 
-def seed(ctx: ServiceContext) -> DemoSummary:
+class SettableClock(Protocol):
+    """The demo's own clock, which it sets and moves to write ten days of history."""
+
+    def now(self) -> datetime: ...
+    def set(self, moment: datetime) -> None: ...
+    def advance(self, seconds: float) -> datetime: ...
+
+
+def seed(ctx: ServiceContext, clock: SettableClock) -> DemoSummary:
+    """Fill an empty database; `clock` is moved through the past ten days as it goes."""
     if not is_empty(ctx):
         return DemoSummary(False, {})
     real_now = ctx.clock.now().replace(microsecond=0)
-    clock = FixedClock(real_now - timedelta(days=10))
+    clock.set(real_now - timedelta(days=10))
     d = replace(ctx, clock=clock)
     catalog.create_store(d, None, Store("demo-tmall", "Demo Tmall Flagship", StorePlatform.TMALL))
     catalog.create_store(d, None, Store("demo-taobao", "Demo Taobao Shop",

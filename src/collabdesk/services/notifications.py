@@ -103,8 +103,12 @@ def on_events(uow: UnitOfWork, wo: WorkOrder, events: list[DomainEvent]) -> None
             text = f"{_ref(wo)} 状态更新：{wo.state}。"
             notify_store(uow, wo, InboxKind.WORK_ORDER_CLOSED if not wo.is_open
                          else InboxKind.STATE_CHANGED, text, now)
+            # The consumer decided the other two; these two decide the case for them.
             if ev.type == "settled":
                 notify_consumer(uow, wo, InboxKind.WORK_ORDER_CLOSED, text, now)
+            elif ev.type == "confirmation_lapsed":
+                notify_consumer(uow, wo, InboxKind.WORK_ORDER_CLOSED,
+                                f"确认期已过，视为您接受商家的协商结果：{_ref(wo)} 已解决。", now)
 
 
 def remind_store(uow: UnitOfWork, wo: WorkOrder, now: datetime) -> None:

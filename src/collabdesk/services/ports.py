@@ -1,5 +1,6 @@
-"""What the services need from storage, as protocols. The SQL adapter implements them
-(adapters/db/repositories.py); tests/fakes.py implements them in memory."""
+"""What the services need from the outside world, as protocols: storage and the clock.
+The SQL adapter implements the repositories (adapters/db/repositories.py), adapters/clock.py
+the clocks; tests/fakes.py implements them in memory."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, Self
 
-from collabdesk.domain.audit import ChainLink
+from collabdesk.domain.audit import ChainHead, ChainLink
 from collabdesk.domain.metrics import WorkOrderFacts
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.records import (
@@ -20,8 +21,20 @@ from collabdesk.domain.records import (
 )
 from collabdesk.domain.states import State
 from collabdesk.domain.timers import TimerSpec
-from collabdesk.domain.values import Contact, DomainEvent, Order, Store
+from collabdesk.domain.values import Contact, Order, Store
 from collabdesk.domain.violations import LedgerEntry, Violation
+
+
+class Clock(Protocol):
+    """The one source of "now" (style.md habit 4): timezone-aware UTC."""
+
+    def now(self) -> datetime: ...
+
+
+class MovableClock(Clock, Protocol):
+    """A clock tests and `--test-clock` move forward."""
+
+    def advance(self, seconds: float) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -65,9 +78,12 @@ class OrderRepository(Protocol):
 
 class WorkOrderRepository(Protocol):
     def add(self, wo: WorkOrder) -> None: ...
-    def get(self, work_order_id: str) -> WorkOrder | None: ...
-    def save(self, wo: WorkOrder) -> None:
-        """Guarded update on `wo.version`; raises ConcurrentUpdate if another won."""
+    def get(self, work_order_id: str) -> WorkOrder | None:
+        """In a writing unit of work, the row stays locked until the commit, so writers to
+        one work order queue instead of racing (a no-op on SQLite, which has one writer)."""
+    def save(self, wo: WorkOrder, *, new_version: bool = True) -> None:
+        """Guarded update on `wo.version`; raises ConcurrentUpdate if another won.
+        `new_version=False` keeps the version (a change no party can see)."""
     def add_contact(self, contact: Contact) -> None: ...
     def has_open(self, order_id: str) -> bool: ...
     def query(self, query: WorkOrderQuery) -> list[WorkOrder]: ...
@@ -75,10 +91,13 @@ class WorkOrderRepository(Protocol):
 
 
 class EventRepository(Protocol):
-    def append(self, work_order_id: str, events: list[DomainEvent]) -> None: ...
-    def after(self, work_order_id: str, after_seq: int, limit: int) -> list[ChainLink]: ...
-    def work_order_ids(self, after: str | None, limit: int) -> list[str]: ...
-    def chain(self, work_order_id: str) -> list[ChainLink]: ...
+    def append(self, links: list[ChainLink]) -> None: ...
+    def after(self, work_order_id: str, visibility: str, after_seq: int, limit: int,
+              actor_id: str | None = None) -> list[ChainLink]:
+        """The chain's links after `after_seq`, oldest first; only `actor_id`'s if given."""
+    def anchors(self, after: str | None, limit: int) -> list[tuple[str, dict[str, ChainHead]]]:
+        """A page of work orders by id, each with the chain heads its row records."""
+    def chain(self, work_order_id: str, visibility: str) -> list[ChainLink]: ...
 
 
 class TimerRepository(Protocol):
@@ -98,8 +117,11 @@ class EvidenceRepository(Protocol):
     def add(self, record: EvidenceRecord) -> None: ...
     def get(self, evidence_id: str) -> EvidenceRecord | None: ...
     def get_many(self, evidence_ids: list[str]) -> list[EvidenceRecord]: ...
-    def attach(self, evidence_ids: list[str], work_order_id: str, now: datetime) -> None: ...
-    def attached_to(self, evidence_id: str) -> list[str]: ...
+    def attach(self, evidence_ids: list[str], work_order_id: str, now: datetime,
+               visibility: str = "all") -> None:
+        """Attach to the work order; attaching for "all" widens a "platform" attachment."""
+    def attached_to(self, evidence_id: str) -> list[tuple[str, str]]:
+        """(work order id, visibility) of every attachment."""
 
 
 class InboxRepository(Protocol):
@@ -127,13 +149,23 @@ class StoredResponse:
     request_hash: str
     status_code: int | None  # None while the first request is still running
     body: str | None
+    created_at: datetime
+    locked_until: datetime | None = None
 
 
 class IdempotencyRepository(Protocol):
     def get(self, account_id: str, key: str) -> StoredResponse | None: ...
-    def reserve(self, account_id: str, key: str, request_hash: str, now: datetime) -> bool: ...
+    def reserve(self, account_id: str, key: str, request_hash: str, now: datetime,
+                locked_until: datetime) -> bool:
+        """Insert a reservation; False when the key is already there (nothing changes)."""
+    def take_over(self, account_id: str, key: str, request_hash: str, now: datetime,
+                  locked_until: datetime, expired_before: datetime) -> bool:
+        """Replace a reservation whose lease lapsed, or any row created before
+        `expired_before`, with a new reservation; False when neither applies."""
     def complete(self, account_id: str, key: str, status_code: int, body: str) -> None: ...
     def release(self, account_id: str, key: str) -> None: ...
+    def purge(self, created_before: datetime, limit: int) -> int:
+        """Delete up to `limit` keys created before the given time; how many went."""
 
 
 class UnitOfWork(Protocol):

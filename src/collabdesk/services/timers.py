@@ -1,8 +1,8 @@
 """Firing due timers: each exactly once, in due order, in its own transaction.
 
-The claim (fired_at set on a still-pending row) and the effect commit together, so a
-timer is fired once however many runners race; a transition that made it moot has
-already cancelled it, and the domain treats a late one as a no-op.
+The claim (fired_at set on a still-pending row) and the effect commit together, under the
+work order's row lock, so a timer is fired once however many runners race; a transition
+that made it moot has already cancelled it, and the domain treats a late one as a no-op.
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ log = logging.getLogger("collabdesk.timers")
 
 def _fire(ctx: ServiceContext, timer: Timer, now: datetime) -> bool:
     def run(uow: UnitOfWork) -> bool:
+        # The work order's row lock first, then the timer: the order every command takes
+        # (load, then cancel or schedule timers), so a reply and a timeout queue on the
+        # row instead of deadlocking.
+        wo = uow.work_orders.get(timer.work_order_id)
         if not uow.timers.claim(timer.id, now):
             return False
-        wo = uow.work_orders.get(timer.work_order_id)
         if wo is None:
             return True
         # The effect happens as of the timer's due time (not when a late runner got to it),

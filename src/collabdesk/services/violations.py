@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collabdesk.domain.audit import ALL
 from collabdesk.domain.errors import Forbidden, NotFound, ValidationFailed
 from collabdesk.domain.states import MERCHANT_ROLES, PLATFORM_ROLES, Role
 from collabdesk.domain.values import Actor
@@ -29,8 +30,11 @@ def record_violation(ctx: ServiceContext, actor: Actor, *, store_id: str, work_o
         wo = visible_work_order(uow, actor, work_order_id)
         if wo.store_id != store_id:
             raise ValidationFailed(f"work order {work_order_id} is not store {store_id}'s")
-        known = {r.id for r in uow.evidence.get_many(list(evidence_ids))}
-        if unknown := [e for e in evidence_ids if e not in known]:
+        # The store is shown the evidence against it, so only evidence every party of
+        # the work order may see (or the recorder's own, attached below) can be cited.
+        uploaders = {r.id: r.uploaded_by for r in uow.evidence.get_many(list(evidence_ids))}
+        if unknown := [e for e in evidence_ids if e not in uploaders or not (
+                uploaders[e] == actor.id or (wo.id, ALL) in uow.evidence.attached_to(e))]:
             raise ValidationFailed(f"unknown evidence ids: {', '.join(unknown)}")
         violation = Violation.record(
             violation_id=new_id("vio"), store_id=store_id, work_order_id=work_order_id,
@@ -38,6 +42,8 @@ def record_violation(ctx: ServiceContext, actor: Actor, *, store_id: str, work_o
             actor=actor, now=now, policy=ctx.policy)
         uow.violations.add(violation)
         uow.violations.append_ledger(violation.ledger_entry(new_id("pts")))
+        if evidence_ids:
+            uow.evidence.attach(list(evidence_ids), wo.id, now, ALL)
         wo.record_violation(violation.id, str(severity), violation.points, actor, now)
         commit_change(ctx, uow, wo, wo.state, now)
         return violation

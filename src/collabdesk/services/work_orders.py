@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from collabdesk.domain.audit import ChainLink
+from collabdesk.domain.audit import ALL, PLATFORM, VISIBILITIES, ChainLink, extend
 from collabdesk.domain.errors import NotFound, ValidationFailed, VersionConflict
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.records import Delivery, Note
@@ -27,7 +30,7 @@ from collabdesk.domain.values import (
 )
 
 from . import notifications
-from .access import SEES_EVERYTHING, handles_store, visible_work_order
+from .access import SEES_EVERYTHING, handles_store, may_cite_evidence, visible_work_order
 from .context import ServiceContext, new_id
 from .ports import UnitOfWork, WorkOrderQuery
 
@@ -36,20 +39,29 @@ def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,
                   before: State | None, now: datetime) -> None:
     """Persist a changed aggregate: guarded save, audit events, timers, notifications.
 
-    Locks are taken timers first, then the work order row, the same order as the timer
-    runner (claim, then save); the opposite order deadlocks a reply against a timeout on
-    PostgreSQL. The guarded save comes before the events: its row lock serialises appends
-    to the work order's hash chain.
+    The work order row was loaded with its lock (a writing unit of work), so changes to
+    one work order queue rather than conflict, and the guarded save only guards. Its
+    timers are touched after that lock, as the timer runner does too. The events extend
+    the chains whose heads the row keeps, in the same transaction. A change only the
+    platform can see (a platform-only note) does not move the version parties see.
     """
     state_changed = wo.state is not before
     if state_changed and before is not None:
         uow.timers.cancel_pending(wo.id, now)
+    events, wo.events = wo.events, []
+    links: list[ChainLink] = []
+    for visibility in VISIBILITIES:
+        mine = [e for e in events if e.visibility == visibility]
+        if mine:
+            added, wo.chains[visibility] = extend(wo.id, visibility, wo.chains[visibility],
+                                                  mine)
+            links += added
     if before is None:
         uow.work_orders.add(wo)
     else:
-        uow.work_orders.save(wo)
-    events, wo.events = wo.events, []
-    uow.events.append(wo.id, events)
+        seen_by_parties = state_changed or any(e.visibility == ALL for e in events)
+        uow.work_orders.save(wo, new_version=seen_by_parties)
+    uow.events.append(links)
     if state_changed:
         uow.timers.schedule(wo.id, timers_for(wo, ctx.policy), now)
     notifications.on_events(uow, wo, events)
@@ -63,32 +75,42 @@ def _check_version(wo: WorkOrder, expected_version: int | None) -> None:
 
 def _usable_evidence(uow: UnitOfWork, actor: Actor, wo: WorkOrder,
                      evidence_ids: tuple[str, ...]) -> None:
-    """Evidence may be cited by whoever uploaded it, or once it is on this work order."""
     if not evidence_ids:
         return
     records = {r.id: r for r in uow.evidence.get_many(list(evidence_ids))}
-    unusable = [e for e in evidence_ids if e not in records or (
-        records[e].uploaded_by != actor.id and wo.id not in uow.evidence.attached_to(e))]
+    unusable = [e for e in evidence_ids if e not in records or not may_cite_evidence(
+        actor, records[e].uploaded_by, uow.evidence.attached_to(e), wo.id)]
     if unusable:
         raise ValidationFailed(f"unknown evidence ids: {', '.join(unusable)}")
 
 
+R = TypeVar("R")
+
+
 def _change(ctx: ServiceContext, actor: Actor, work_order_id: str,
             expected_version: int | None, evidence_ids: tuple[str, ...],
-            act: Callable[[UnitOfWork, WorkOrder, datetime], None]) -> WorkOrder:
-    """The shape of every state-changing command on an existing work order."""
-    def run(uow: UnitOfWork) -> WorkOrder:
+            act: Callable[[UnitOfWork, WorkOrder, datetime], R],
+            evidence_visibility: str = ALL) -> tuple[WorkOrder, R]:
+    """The shape of every command on an existing work order. `act` builds its result
+    inside the unit of work, so a rerun after a lost race answers with what it stored."""
+    def run(uow: UnitOfWork) -> tuple[WorkOrder, R]:
         now = ctx.clock.now()
         wo = visible_work_order(uow, actor, work_order_id)
         _check_version(wo, expected_version)
         _usable_evidence(uow, actor, wo, evidence_ids)
         before = wo.state
-        act(uow, wo, now)
+        result = act(uow, wo, now)
         if evidence_ids:
-            uow.evidence.attach(list(evidence_ids), wo.id, now)
+            uow.evidence.attach(list(evidence_ids), wo.id, now, evidence_visibility)
         commit_change(ctx, uow, wo, before, now)
-        return wo
+        return wo, result
     return ctx.write(run)
+
+
+def _command(ctx: ServiceContext, actor: Actor, work_order_id: str,
+             expected_version: int | None, evidence_ids: tuple[str, ...],
+             act: Callable[[UnitOfWork, WorkOrder, datetime], None]) -> WorkOrder:
+    return _change(ctx, actor, work_order_id, expected_version, evidence_ids, act)[0]
 
 
 def open_work_order(ctx: ServiceContext, actor: Actor, *, order_id: str, category: Category,
@@ -140,17 +162,14 @@ def log_contact(ctx: ServiceContext, actor: Actor, work_order_id: str, *,
                 channel: ContactChannel, contacted_at: datetime, outcome: ContactOutcome,
                 summary: str | None, evidence_ids: tuple[str, ...],
                 expected_version: int | None = None) -> Contact:
-    contact_box: list[Contact] = []
-
-    def act(uow: UnitOfWork, wo: WorkOrder, now: datetime) -> None:
+    def act(uow: UnitOfWork, wo: WorkOrder, now: datetime) -> Contact:
         contact = Contact(new_id("ct"), wo.id, channel, contacted_at, outcome, summary,
                           evidence_ids, actor.id, now)
         wo.log_contact(contact, actor, now)
         uow.work_orders.add_contact(contact)
-        contact_box.append(contact)
+        return contact
 
-    _change(ctx, actor, work_order_id, expected_version, evidence_ids, act)
-    return contact_box[0]
+    return _change(ctx, actor, work_order_id, expected_version, evidence_ids, act)[1]
 
 
 def list_contacts(ctx: ServiceContext, actor: Actor, work_order_id: str) -> list[Contact]:
@@ -160,8 +179,8 @@ def list_contacts(ctx: ServiceContext, actor: Actor, work_order_id: str) -> list
 def reply(ctx: ServiceContext, actor: Actor, work_order_id: str, *, option: ReplyOption,
           statement: str | None, agreement: Remedy | None, evidence_ids: tuple[str, ...],
           expected_version: int | None = None) -> WorkOrder:
-    return _change(ctx, actor, work_order_id, expected_version, evidence_ids,
-                   lambda uow, wo, now: wo.give_reply(
+    return _command(ctx, actor, work_order_id, expected_version, evidence_ids,
+                    lambda uow, wo, now: wo.give_reply(
                        option=option, statement=statement, agreement=agreement,
                        evidence_ids=evidence_ids, actor=actor, now=now, policy=ctx.policy))
 
@@ -171,17 +190,17 @@ def add_note(ctx: ServiceContext, actor: Actor, work_order_id: str, *, text: str
              expected_version: int | None = None) -> Note:
     if not text.strip():
         raise ValidationFailed("text is required")
-    note_box: list[Note] = []
 
-    def act(uow: UnitOfWork, wo: WorkOrder, now: datetime) -> None:
+    def act(uow: UnitOfWork, wo: WorkOrder, now: datetime) -> Note:
         note = Note(new_id("nt"), wo.id, actor.id, actor.role, text, str(visibility),
                     evidence_ids, now)
         wo.record_note(note.id, note.visibility, evidence_ids, actor, now)
         uow.notes.add(note)
-        note_box.append(note)
+        return note
 
-    _change(ctx, actor, work_order_id, expected_version, evidence_ids, act)
-    return note_box[0]
+    # Evidence on a platform-only note is private to the platform (and its uploader).
+    return _change(ctx, actor, work_order_id, expected_version, evidence_ids, act,
+                   evidence_visibility=str(visibility))[1]
 
 
 def list_notes(ctx: ServiceContext, actor: Actor, work_order_id: str) -> list[Note]:
@@ -197,55 +216,65 @@ def list_notes(ctx: ServiceContext, actor: Actor, work_order_id: str) -> list[No
 def respond_as_consumer(ctx: ServiceContext, actor: Actor, work_order_id: str, *, accept: bool,
                         statement: str | None, expected_version: int | None = None
                         ) -> WorkOrder:
-    return _change(ctx, actor, work_order_id, expected_version, (),
-                   lambda uow, wo, now: wo.respond_as_consumer(accept, statement, actor, now))
+    return _command(ctx, actor, work_order_id, expected_version, (),
+                    lambda uow, wo, now: wo.respond_as_consumer(accept, statement, actor, now))
 
 
 def verify(ctx: ServiceContext, actor: Actor, work_order_id: str, *,
            outcome: VerificationOutcome, rationale: str,
            expected_version: int | None = None) -> WorkOrder:
-    return _change(ctx, actor, work_order_id, expected_version, (),
-                   lambda uow, wo, now: wo.verify(outcome, rationale, actor, now))
+    return _command(ctx, actor, work_order_id, expected_version, (),
+                    lambda uow, wo, now: wo.verify(outcome, rationale, actor, now))
 
 
 def judge(ctx: ServiceContext, actor: Actor, work_order_id: str, *, ruling: Ruling,
           rationale: str, remedy: Remedy | None, expected_version: int | None = None
           ) -> WorkOrder:
-    return _change(ctx, actor, work_order_id, expected_version, (),
-                   lambda uow, wo, now: wo.rule(ruling, rationale, remedy, actor, now))
+    return _command(ctx, actor, work_order_id, expected_version, (),
+                    lambda uow, wo, now: wo.rule(ruling, rationale, remedy, actor, now))
 
 
 def appeal(ctx: ServiceContext, actor: Actor, work_order_id: str, *, statement: str,
            evidence_ids: tuple[str, ...], expected_version: int | None = None) -> WorkOrder:
-    return _change(ctx, actor, work_order_id, expected_version, evidence_ids,
-                   lambda uow, wo, now: wo.file_appeal(statement, evidence_ids, actor, now,
+    return _command(ctx, actor, work_order_id, expected_version, evidence_ids,
+                    lambda uow, wo, now: wo.file_appeal(statement, evidence_ids, actor, now,
                                                        ctx.policy))
 
 
 def decide_appeal(ctx: ServiceContext, actor: Actor, work_order_id: str, *,
                   decision: AppealDecision, rationale: str,
                   expected_version: int | None = None) -> WorkOrder:
-    return _change(ctx, actor, work_order_id, expected_version, (),
-                   lambda uow, wo, now: wo.decide_appeal(decision, rationale, actor, now))
+    return _command(ctx, actor, work_order_id, expected_version, (),
+                    lambda uow, wo, now: wo.decide_appeal(decision, rationale, actor, now))
 
 
 def settle(ctx: ServiceContext, actor: Actor, work_order_id: str, *, amount_cents: int,
            rationale: str, expected_version: int | None = None) -> WorkOrder:
-    return _change(ctx, actor, work_order_id, expected_version, (),
-                   lambda uow, wo, now: wo.settle(amount_cents, rationale, actor, now))
+    return _command(ctx, actor, work_order_id, expected_version, (),
+                    lambda uow, wo, now: wo.settle(amount_cents, rationale, actor, now))
 
 
 def withdraw(ctx: ServiceContext, actor: Actor, work_order_id: str,
              expected_version: int | None = None) -> WorkOrder:
-    return _change(ctx, actor, work_order_id, expected_version, (),
-                   lambda uow, wo, now: wo.withdraw(actor, now))
+    return _command(ctx, actor, work_order_id, expected_version, (),
+                    lambda uow, wo, now: wo.withdraw(actor, now))
 
 
-def list_events(ctx: ServiceContext, actor: Actor, work_order_id: str, after_seq: int,
-                limit: int) -> list[ChainLink]:
+def list_events(ctx: ServiceContext, actor: Actor, work_order_id: str,
+                after: tuple[int, int], limit: int) -> list[ChainLink]:
+    """The work order's history, oldest first: its `all` chain, merged with what the
+    caller may see of its `platform` chain (all of it for the platform, one's own events
+    for the others). `after` holds the last seq seen of each chain."""
     def run(uow: UnitOfWork) -> list[ChainLink]:
         visible_work_order(uow, actor, work_order_id)
-        return uow.events.after(work_order_id, after_seq, limit)
+        parties = uow.events.after(work_order_id, ALL, after[0], limit)
+        only_own = None if actor.role in SEES_EVERYTHING else actor.id
+        platform = uow.events.after(work_order_id, PLATFORM, after[1], limit, only_own)
+        # A merge keeps each chain in its own order (a late timer's event may carry an
+        # earlier time than the event before it).
+        merged = heapq.merge(parties, platform,
+                             key=lambda k: (datetime.fromisoformat(k.at), k.visibility))
+        return list(itertools.islice(merged, limit))
     return ctx.read(run)
 
 

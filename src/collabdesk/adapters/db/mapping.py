@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from collabdesk.domain.audit import ALL, PLATFORM, ChainHead
 from collabdesk.domain.model import (
     Appeal,
     ConsumerResponse,
@@ -112,6 +113,9 @@ def work_order_values(wo: WorkOrder) -> dict[str, Any]:
         "counts_as_dispute": wo.counts_as_dispute, "timed_out_at": wo.timed_out_at,
         "escalated_at": wo.escalated_at, "closed_at": wo.closed_at,
         "sla_overdue": wo.sla_overdue,
+        "chain_length": wo.chains[ALL].length, "chain_head": wo.chains[ALL].hash,
+        "platform_chain_length": wo.chains[PLATFORM].length,
+        "platform_chain_head": wo.chains[PLATFORM].hash,
     }
 
 
@@ -149,6 +153,8 @@ def work_order_from_row(row: Any, contacts: list[Contact] | None = None) -> Work
         timed_out_at=m["timed_out_at"], escalated_at=m["escalated_at"],
         closed_at=m["closed_at"], sla_overdue=m["sla_overdue"], version=m["version"],
         contacts=contacts if contacts is not None else [],
+        chains={ALL: ChainHead(m["chain_length"], m["chain_head"]),
+                PLATFORM: ChainHead(m["platform_chain_length"], m["platform_chain_head"])},
     )
 
 

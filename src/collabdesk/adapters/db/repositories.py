@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from collabdesk.domain.audit import ChainLink, canonical_json, event_hash
+from collabdesk.domain.audit import ALL, PLATFORM, ChainHead, ChainLink
 from collabdesk.domain.errors import AlreadyExists, ConcurrentUpdate, DuplicateOpenWorkOrder
 from collabdesk.domain.metrics import WorkOrderFacts
 from collabdesk.domain.model import WorkOrder
@@ -26,12 +28,10 @@ from collabdesk.domain.states import Role, State
 from collabdesk.domain.timers import TimerSpec
 from collabdesk.domain.values import (
     Contact,
-    DomainEvent,
     Order,
     OrderKind,
     Store,
     StorePlatform,
-    utc_iso,
 )
 from collabdesk.domain.violations import (
     LedgerEntry,
@@ -51,8 +51,11 @@ FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 class _Repo:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, lock: bool = False) -> None:
         self.conn = conn
+        # In a writing unit of work, aggregates are loaded with their row lock, so writers
+        # to one work order (or violation) queue on it instead of racing to a conflict.
+        self.lock = lock
 
 
 def _account(m: Any) -> Account:
@@ -160,8 +163,8 @@ class SqlWorkOrders(_Repo):
                 f"order {wo.order_id} already has an open work order") from exc
 
     def get(self, work_order_id: str) -> WorkOrder | None:
-        row = self.conn.execute(
-            select(t.work_orders).where(t.work_orders.c.id == work_order_id)).first()
+        stmt = select(t.work_orders).where(t.work_orders.c.id == work_order_id)
+        row = self.conn.execute(stmt.with_for_update() if self.lock else stmt).first()
         if row is None:
             return None
         contacts = [contact_from_row(r) for r in self.conn.execute(
@@ -169,20 +172,21 @@ class SqlWorkOrders(_Repo):
             .order_by(t.contacts.c.recorded_at, t.contacts.c.id))]
         return work_order_from_row(row, contacts)
 
-    def save(self, wo: WorkOrder) -> None:
+    def save(self, wo: WorkOrder, *, new_version: bool = True) -> None:
         c = t.work_orders.c
+        version = wo.version + 1 if new_version else wo.version
         try:
             with self.conn.begin_nested():
                 result = self.conn.execute(
                     update(t.work_orders)
                     .where(c.id == wo.id, c.version == wo.version)
-                    .values(**work_order_values(wo), version=wo.version + 1))
+                    .values(**work_order_values(wo), version=version))
         except IntegrityError as exc:  # reopening (appeal) while another is open
             raise DuplicateOpenWorkOrder(
                 f"order {wo.order_id} already has an open work order") from exc
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"work order {wo.id} changed concurrently")
-        wo.version += 1
+        wo.version = version
 
     def add_contact(self, contact: Contact) -> None:
         self.conn.execute(insert(t.contacts).values(
@@ -236,47 +240,43 @@ class SqlWorkOrders(_Repo):
 
 def _link(m: Any) -> ChainLink:
     return ChainLink(m["work_order_id"], m["seq"], m["at"], m["actor_id"], m["type"],
-                     m["data"], m["prev_hash"], m["hash"])
+                     m["data"], m["prev_hash"], m["hash"], m["visibility"])
 
 
 class SqlEvents(_Repo):
-    def append(self, work_order_id: str, events: list[DomainEvent]) -> None:
-        if not events:
-            return
-        c = t.events.c
-        last = self.conn.execute(
-            select(c.seq, c.hash).where(c.work_order_id == work_order_id)
-            .order_by(c.seq.desc()).limit(1)).first()
-        seq, prev = (last.seq, last.hash) if last else (0, None)
-        rows = []
-        for ev in events:
-            seq += 1
-            at, data = utc_iso(ev.at), canonical_json(ev.data)
-            digest = event_hash(work_order_id, seq, at, ev.actor_id, ev.type, data, prev)
-            rows.append({"work_order_id": work_order_id, "seq": seq, "at": at,
-                         "actor_id": ev.actor_id, "type": ev.type, "data": data,
-                         "prev_hash": prev, "hash": digest})
-            prev = digest
-        # (work_order_id, seq) is unique: two writers appending at once cannot both win.
-        self.conn.execute(insert(t.events), rows)
+    def append(self, links: list[ChainLink]) -> None:
+        # (work_order_id, visibility, seq) is unique: two writers cannot both extend a chain.
+        if links:
+            self.conn.execute(insert(t.events), [
+                {"work_order_id": k.work_order_id, "seq": k.seq, "at": k.at,
+                 "actor_id": k.actor_id, "type": k.type, "data": k.data_json,
+                 "prev_hash": k.prev_hash, "hash": k.hash, "visibility": k.visibility}
+                for k in links])
 
-    def after(self, work_order_id: str, after_seq: int, limit: int) -> list[ChainLink]:
+    def after(self, work_order_id: str, visibility: str, after_seq: int, limit: int,
+              actor_id: str | None = None) -> list[ChainLink]:
         c = t.events.c
-        rows = self.conn.execute(select(t.events).where(
-            c.work_order_id == work_order_id, c.seq > after_seq).order_by(c.seq).limit(limit))
+        stmt = select(t.events).where(c.work_order_id == work_order_id,
+                                      c.visibility == visibility, c.seq > after_seq)
+        if actor_id is not None:
+            stmt = stmt.where(c.actor_id == actor_id)
+        rows = self.conn.execute(stmt.order_by(c.seq).limit(limit))
         return [_link(r._mapping) for r in rows]
 
-    def work_order_ids(self, after: str | None, limit: int) -> list[str]:
+    def anchors(self, after: str | None, limit: int) -> list[tuple[str, dict[str, ChainHead]]]:
         c = t.work_orders.c
-        stmt = select(c.id).order_by(c.id).limit(limit)
+        stmt = (select(c.id, c.chain_length, c.chain_head, c.platform_chain_length,
+                       c.platform_chain_head).order_by(c.id).limit(limit))
         if after is not None:
             stmt = stmt.where(c.id > after)
-        return [r[0] for r in self.conn.execute(stmt)]
+        return [(r.id, {ALL: ChainHead(r.chain_length, r.chain_head),
+                        PLATFORM: ChainHead(r.platform_chain_length, r.platform_chain_head)})
+                for r in self.conn.execute(stmt)]
 
-    def chain(self, work_order_id: str) -> list[ChainLink]:
+    def chain(self, work_order_id: str, visibility: str) -> list[ChainLink]:
         c = t.events.c
-        rows = self.conn.execute(
-            select(t.events).where(c.work_order_id == work_order_id).order_by(c.seq))
+        rows = self.conn.execute(select(t.events).where(
+            c.work_order_id == work_order_id, c.visibility == visibility).order_by(c.seq))
         return [_link(r._mapping) for r in rows]
 
 
@@ -342,20 +342,28 @@ class SqlEvidence(_Repo):
         rows = self.conn.execute(select(t.evidence).where(t.evidence.c.id.in_(evidence_ids)))
         return [_evidence(r._mapping) for r in rows]
 
-    def attach(self, evidence_ids: list[str], work_order_id: str, now: datetime) -> None:
+    def attach(self, evidence_ids: list[str], work_order_id: str, now: datetime,
+               visibility: str = ALL) -> None:
         c = t.evidence_attachments.c
-        have = {r[0] for r in self.conn.execute(select(c.evidence_id).where(
-            c.work_order_id == work_order_id, c.evidence_id.in_(evidence_ids)))}
-        new = sorted(set(evidence_ids) - have)
+        have = {r.evidence_id: r.visibility for r in self.conn.execute(
+            select(c.evidence_id, c.visibility).where(
+                c.work_order_id == work_order_id, c.evidence_id.in_(evidence_ids)))}
+        new = sorted(set(evidence_ids) - have.keys())
         if new:
             self.conn.execute(insert(t.evidence_attachments), [
-                {"evidence_id": e, "work_order_id": work_order_id, "attached_at": now}
-                for e in new])
+                {"evidence_id": e, "work_order_id": work_order_id, "attached_at": now,
+                 "visibility": visibility} for e in new])
+        # Cited where every party sees it: a platform-only attachment becomes public.
+        widened = [e for e, v in have.items() if v != ALL] if visibility == ALL else []
+        if widened:
+            self.conn.execute(update(t.evidence_attachments).where(
+                c.work_order_id == work_order_id, c.evidence_id.in_(widened))
+                .values(visibility=ALL))
 
-    def attached_to(self, evidence_id: str) -> list[str]:
+    def attached_to(self, evidence_id: str) -> list[tuple[str, str]]:
         c = t.evidence_attachments.c
-        return [r[0] for r in self.conn.execute(
-            select(c.work_order_id).where(c.evidence_id == evidence_id))]
+        return [(r.work_order_id, r.visibility) for r in self.conn.execute(
+            select(c.work_order_id, c.visibility).where(c.evidence_id == evidence_id))]
 
 
 class SqlInbox(_Repo):
@@ -417,8 +425,8 @@ class SqlViolations(_Repo):
                                                       version=violation.version))
 
     def get(self, violation_id: str) -> Violation | None:
-        row = self.conn.execute(
-            select(t.violations).where(t.violations.c.id == violation_id)).first()
+        stmt = select(t.violations).where(t.violations.c.id == violation_id)
+        row = self.conn.execute(stmt.with_for_update() if self.lock else stmt).first()
         if row is None:
             return None
         m = row._mapping
@@ -456,29 +464,49 @@ class SqlViolations(_Repo):
 class SqlIdempotency(_Repo):
     def get(self, account_id: str, key: str) -> StoredResponse | None:
         c = t.idempotency_keys.c
-        row = self.conn.execute(select(t.idempotency_keys).where(
-            c.account_id == account_id, c.key == key)).first()
+        stmt = select(t.idempotency_keys).where(c.account_id == account_id, c.key == key)
+        row = self.conn.execute(stmt.with_for_update() if self.lock else stmt).first()
         if row is None:
             return None
-        return StoredResponse(row.request_hash, row.status_code, row.response_body)
+        return StoredResponse(row.request_hash, row.status_code, row.response_body,
+                              row.created_at, row.locked_until)
 
-    def reserve(self, account_id: str, key: str, request_hash: str, now: datetime) -> bool:
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(insert(t.idempotency_keys).values(
-                    account_id=account_id, key=key, request_hash=request_hash,
-                    created_at=now))
-        except IntegrityError:
-            return False
-        return True
+    def reserve(self, account_id: str, key: str, request_hash: str, now: datetime,
+                locked_until: datetime) -> bool:
+        values = {"account_id": account_id, "key": key, "request_hash": request_hash,
+                  "created_at": now, "locked_until": locked_until}
+        insert_ = pg_insert if self.conn.dialect.name == "postgresql" else sqlite_insert
+        inserted = self.conn.execute(insert_(t.idempotency_keys).values(values)
+                                     .on_conflict_do_nothing()
+                                     .returning(t.idempotency_keys.c.key)).first()
+        return inserted is not None
+
+    def take_over(self, account_id: str, key: str, request_hash: str, now: datetime,
+                  locked_until: datetime, expired_before: datetime) -> bool:
+        c = t.idempotency_keys.c
+        lapsed = and_(c.status_code.is_(None), c.locked_until <= now)
+        result = self.conn.execute(update(t.idempotency_keys).where(
+            c.account_id == account_id, c.key == key,
+            or_(lapsed, c.created_at < expired_before)).values(
+            request_hash=request_hash, status_code=None, response_body=None,
+            created_at=now, locked_until=locked_until))
+        return result.rowcount == 1
 
     def complete(self, account_id: str, key: str, status_code: int, body: str) -> None:
         c = t.idempotency_keys.c
         self.conn.execute(update(t.idempotency_keys).where(
             c.account_id == account_id, c.key == key).values(
-            status_code=status_code, response_body=body))
+            status_code=status_code, response_body=body, locked_until=None))
 
     def release(self, account_id: str, key: str) -> None:
         c = t.idempotency_keys.c
         self.conn.execute(t.idempotency_keys.delete().where(
-            c.account_id == account_id, c.key == key))
+            c.account_id == account_id, c.key == key, c.status_code.is_(None)))
+
+    def purge(self, created_before: datetime, limit: int) -> int:
+        c = t.idempotency_keys.c
+        oldest = (select(c.account_id, c.key).where(c.created_at < created_before)
+                  .order_by(c.created_at).limit(limit))
+        result = self.conn.execute(t.idempotency_keys.delete().where(
+            tuple_(c.account_id, c.key).in_(oldest)))
+        return int(result.rowcount)

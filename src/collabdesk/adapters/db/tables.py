@@ -98,6 +98,11 @@ work_orders = Table(
     Column("closed_at", UTCDateTime),
     Column("sla_overdue", Boolean, nullable=False),
     Column("version", Integer, nullable=False),
+    # The head of each audit chain, written with its events: anchors them (audit verify).
+    Column("chain_length", Integer, nullable=False, server_default=text("0")),
+    Column("chain_head", String(64)),
+    Column("platform_chain_length", Integer, nullable=False, server_default=text("0")),
+    Column("platform_chain_head", String(64)),
     # One open work order per order, enforced by the database even under races.
     Index("uq_work_orders_open_order", "order_id", unique=True,
           sqlite_where=text("is_open"), postgresql_where=text("is_open")),
@@ -151,6 +156,8 @@ evidence_attachments = Table(
     Column("evidence_id", String(ID), ForeignKey("evidence.id"), primary_key=True),
     Column("work_order_id", String(ID), ForeignKey("work_orders.id"), primary_key=True),
     Column("attached_at", UTCDateTime, nullable=False),
+    # "all": the parties of the work order may read it; "platform": platform roles only.
+    Column("visibility", String(16), nullable=False, server_default=text("'all'")),
     Index(None, "work_order_id"),
 )
 
@@ -166,7 +173,9 @@ events = Table(
     Column("data", Text, nullable=False),
     Column("prev_hash", String(64)),
     Column("hash", String(64), nullable=False),
-    UniqueConstraint("work_order_id", "seq"),
+    # Which chain: "all" (every party) or "platform" (platform roles and the author).
+    Column("visibility", String(16), nullable=False, server_default=text("'all'")),
+    UniqueConstraint("work_order_id", "visibility", "seq"),
 )
 
 timers = Table(
@@ -253,4 +262,7 @@ idempotency_keys = Table(
     Column("status_code", Integer),
     Column("response_body", Text),
     Column("created_at", UTCDateTime, nullable=False),
+    # While the first request runs: when its reservation lapses (a crash never finishes).
+    Column("locked_until", UTCDateTime),
+    Index(None, "created_at"),
 )

@@ -7,7 +7,7 @@ from typing import Self
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from collabdesk.domain.errors import ConcurrentUpdate
+from collabdesk.domain.errors import ConcurrentUpdate, ValidationFailed
 from collabdesk.services.ports import (
     AccountRepository,
     DeliveryRepository,
@@ -68,15 +68,15 @@ class SqlUnitOfWork:
         self.accounts = SqlAccounts(conn)
         self.stores = SqlStores(conn)
         self.orders = SqlOrders(conn)
-        self.work_orders = SqlWorkOrders(conn)
+        self.work_orders = SqlWorkOrders(conn, lock=self._write)
         self.events = SqlEvents(conn)
         self.timers = SqlTimers(conn)
         self.notes = SqlNotes(conn)
         self.evidence = SqlEvidence(conn)
         self.inbox = SqlInbox(conn)
         self.deliveries = SqlDeliveries(conn)
-        self.violations = SqlViolations(conn)
-        self.idempotency = SqlIdempotency(conn)
+        self.violations = SqlViolations(conn, lock=self._write)
+        self.idempotency = SqlIdempotency(conn, lock=self._write)
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -91,6 +91,12 @@ class SqlUnitOfWork:
             # The database chose this transaction as a deadlock or serialization victim:
             # nothing was written, so the service may rerun the use case.
             raise ConcurrentUpdate(f"transaction aborted by the database: {exc.orig}") from exc
+        if isinstance(exc, OverflowError) or (
+                isinstance(exc, DBAPIError) and _refused_a_value(exc)):
+            # A value the edges should have bounded (a last line of defence): the
+            # request is wrong, not the server, and nothing was written.
+            raise ValidationFailed(
+                f"a value is out of range for the database: {_first_line(exc)}") from exc
 
     def commit(self) -> None:
         assert self._conn is not None
@@ -108,6 +114,16 @@ _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 def _lost_a_race(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
+def _refused_a_value(exc: DBAPIError) -> bool:
+    """PostgreSQL's class 22, "data exception": out of range, bad encoding, NUL in text."""
+    return str(getattr(exc.orig, "sqlstate", None) or "").startswith("22")
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
 
 
 class SqlUnitOfWorkFactory:

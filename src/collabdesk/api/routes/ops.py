@@ -1,57 +1,77 @@
-"""Health, Prometheus metrics and the test clock."""
+"""The service itself: what it is, health, Prometheus metrics, and the test clock."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from collabdesk.domain.errors import Forbidden, NotFound
+from collabdesk import __version__
+from collabdesk.domain.errors import Forbidden
 from collabdesk.domain.states import Role
 from collabdesk.domain.values import utc_iso
 from collabdesk.services.timers import fire_due_timers
 
+from .. import models as m
 from .. import schemas as s
 from ..deps import Caller, Ctx
+from ..openapi import problems
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], route_class=m.RenderedRoute)
 
 
-@router.get("/healthz")
+@router.get("/", response_model=m.ServiceInfo, summary="About this server")
+def service() -> dict[str, Any]:
+    """What this server is, and where its documentation lives. No token needed."""
+    return {"name": "collabdesk", "version": __version__,
+            "description": "Collaborative work orders for marketplace after-sales disputes",
+            "docs": "/docs", "openapi": "/openapi.json", "health": "/healthz"}
+
+
+@router.get("/healthz", response_model=m.Health, summary="Liveness")
 def healthz() -> dict[str, str]:
+    """Liveness: the process answers. No token needed."""
     return {"status": "ok"}
 
 
-@router.get("/metrics")
-def prometheus() -> Response:
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
+            responses={200: {"description": "The Prometheus text exposition format."},
+                       **problems(forbidden="the caller is not an admin")})
+def prometheus(caller: Caller) -> Response:
+    """Request counts and latencies by route, in Prometheus' text format. **Admin only**
+    (operators scrape it with the admin token), never the public."""
+    if caller.role is not Role.ADMIN:
+        raise Forbidden("metrics are for operators: use the admin token")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _test_clock(request: Request) -> Any:
-    clock = request.app.state.test_clock
-    if clock is None:
-        raise NotFound("the test clock is off (start the server with --test-clock)")
-    return clock
+# Mounted only by a server started with --test-clock; without it both paths answer 404.
+test_clock_router = APIRouter(tags=["test clock"], route_class=m.RenderedRoute)
 
 
-# Declared before the caller and the body, so a server without the test clock answers
-# 404 whoever asks (api.md: "Without --test-clock both paths answer 404").
-TestClockOn = Annotated[Any, Depends(_test_clock)]
+@test_clock_router.get("/v1/test-clock", response_model=m.ClockReading,
+                       summary="Read the test clock")
+def get_test_clock(request: Request) -> dict[str, str]:
+    """The test clock's time. No token needed. Only on a server started with
+    `--test-clock`."""
+    return {"now": utc_iso(request.app.state.test_clock.now())}
 
 
-@router.get("/v1/test-clock", tags=["test clock"])
-def get_test_clock(clock: TestClockOn) -> dict[str, str]:
-    return {"now": utc_iso(clock.now())}
-
-
-@router.post("/v1/test-clock/advance", tags=["test clock"])
-def advance(clock: TestClockOn, body: s.AdvanceIn, request: Request, ctx: Ctx,
-            caller: Caller) -> dict[str, Any]:
+@test_clock_router.post(
+    "/v1/test-clock/advance", response_model=m.ClockAdvanced, summary="Advance the test clock",
+    responses=problems(forbidden="the caller is not an admin",
+                       validation_error="the step would take the clock past the end of "
+                                        "year 9998"))
+def advance(body: s.AdvanceIn, request: Request, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Move the test clock forward by `seconds` and fire, in due order, every timer due by
+    the new time (deadlines, reminders, lapses, SLAs). **Admin only.** Only on a server
+    started with `--test-clock`."""
     if caller.role is not Role.ADMIN:
         raise Forbidden("only an admin moves the test clock")
     runner = request.app.state.runner
     with runner.lock:
-        now = clock.advance(body.seconds)
+        now = request.app.state.test_clock.advance(body.seconds)
         fired = fire_due_timers(ctx, now)
     return {"now": utc_iso(now), "fired": fired}
