@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from collabdesk.adapters.clock import FixedClock
 from collabdesk.adapters.db.engine import make_engine, migrate
@@ -33,10 +34,26 @@ ADMIN_TOKEN = "test-admin-token"
 
 
 def postgres_url() -> str | None:
+    """The test database; under pytest-xdist each worker gets a database of its own
+    (`<name>_gw0`, `<name>_gw1`...), created on first use, since every test empties it."""
     url = os.environ.get(PG_ENV)
     if not url and os.environ.get("CI") == "true":
         raise RuntimeError(f"CI must set {PG_ENV}: PostgreSQL tests may not be skipped")
-    return url
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    base = make_url(url)
+    own = base.set(database=f"{base.database}_{worker}")
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"),
+                                  {"d": own.database}).first()
+            if exists is None:
+                conn.execute(text(f'CREATE DATABASE "{own.database}"'))
+    finally:
+        admin.dispose()
+    return own.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
