@@ -233,7 +233,7 @@ REFUSALS: dict[str, tuple[Callable[[], object], type[CollabdeskError], str]] = {
         "cannot add notes in state in_adjudication"),
     "an integration's note": (
         lambda: opened().check_note_allowed(INTEGRATION, at(5)), Forbidden,
-        "a integration may not add notes"),
+        "an integration may not add notes"),
     "a note on a closed work order": (
         lambda: withdrawn().check_note_allowed(CONSUMER, at(6)), InvalidTransition,
         "cannot add notes to a work order in state withdrawn"),
@@ -245,7 +245,7 @@ REFUSALS: dict[str, tuple[Callable[[], object], type[CollabdeskError], str]] = {
         Forbidden, "a verifier may not rule"),
     "an adjudicator deciding an appeal": (
         lambda: appealed().decide_appeal(AppealDecision.UPHELD, "x", ADJUDICATOR, at(60)),
-        Forbidden, "a adjudicator may not decide appeal"),
+        Forbidden, "an adjudicator may not decide appeal"),
     "a ruling before the store replied": (
         lambda: opened().rule(Ruling.FOR_MERCHANT, "x", None, ADJUDICATOR, at(40)),
         InvalidTransition, "cannot rule a work order in state awaiting_merchant"),

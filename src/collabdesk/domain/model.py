@@ -118,6 +118,11 @@ _VERIFICATION_GUARD: dict[VerificationOutcome, tuple[Action, ReplyOption]] = {
 }
 
 
+def _a(role: Role) -> str:
+    """The role with its article, for messages: "an adjudicator", "a consumer"."""
+    return f"{'an' if role.value[0] in 'aeiou' else 'a'} {role.value}"
+
+
 def _require_text(value: str | None, name: str) -> str:
     if value is None or not value.strip():
         raise ValidationFailed(f"{name} is required")
@@ -177,7 +182,7 @@ class WorkOrder:
         worry_free = order.kind is OrderKind.WORRY_FREE
         action = Action.OPEN_WORRY_FREE if worry_free else Action.OPEN
         if actor.role not in ACTION_ROLES[action]:
-            raise Forbidden(f"a {actor.role} may not open work orders")
+            raise Forbidden(f"{_a(actor.role)} may not open work orders")
         if actor.role is Role.CONSUMER and order.consumer_id != actor.id:
             raise Forbidden("consumers open work orders on their own orders only")
         if order_has_open_work_order:
@@ -311,7 +316,7 @@ class WorkOrder:
             self._check_store_window(actor, now, "add notes")
             return
         if actor.role is not Role.CONSUMER and actor.role not in PLATFORM_ROLES:
-            raise Forbidden(f"a {actor.role} may not add notes")
+            raise Forbidden(f"{_a(actor.role)} may not add notes")
         if not self.is_open:
             raise InvalidTransition(f"cannot add notes to a work order in state {self.state}")
 
@@ -466,7 +471,7 @@ class WorkOrder:
 
     def _check_role(self, action: Action, actor: Actor) -> None:
         if actor.role not in ACTION_ROLES[action]:
-            raise Forbidden(f"a {actor.role} may not {action.value.replace('_', ' ')}")
+            raise Forbidden(f"{_a(actor.role)} may not {action.value.replace('_', ' ')}")
 
     def _check_state(self, action: Action) -> None:
         if find_transition(self.state, action) is None:
