@@ -8,7 +8,7 @@ its data are part of the contract: the expected events below are written out in 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 
 import pytest
 
@@ -25,10 +25,9 @@ from collabdesk.domain.model import (
 )
 from collabdesk.domain.policy import Policy
 from collabdesk.domain.replies import ReplyOption
-from collabdesk.domain.states import Role, State
+from collabdesk.domain.states import State
 from collabdesk.domain.values import (
     SYSTEM_ACTOR,
-    Actor,
     AppealDecision,
     Category,
     Contact,
@@ -43,19 +42,7 @@ from collabdesk.domain.values import (
     VerificationOutcome,
     utc_iso,
 )
-
-T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
-CONSUMER = Actor("c-1", Role.CONSUMER)
-AGENT = Actor("agent-1", Role.MERCHANT_AGENT, store_id="s-1")
-OWNER = Actor("owner-1", Role.MERCHANT_OWNER, store_id="s-1")
-TRIAGE = Actor("triage-1", Role.TRIAGE)
-VERIFIER = Actor("verifier-1", Role.VERIFIER)
-ADJUDICATOR = Actor("adjudicator-1", Role.ADJUDICATOR)
-SUPERVISOR = Actor("supervisor-1", Role.SUPERVISOR)
-
-
-def at(minutes: int) -> datetime:
-    return T0 + timedelta(minutes=minutes)
+from tests.actors import ADJUDICATOR, AGENT, CONSUMER, OWNER, SUPERVISOR, T0, TRIAGE, VERIFIER, at
 
 
 def new_work_order(kind: OrderKind = OrderKind.STANDARD, *,

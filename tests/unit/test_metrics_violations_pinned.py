@@ -26,6 +26,7 @@ from collabdesk.domain.violations import (
     ViolationKind,
     ViolationState,
 )
+from tests.actors import OWNER, SUPERVISOR, VERIFIER
 
 # ---- metrics ---------------------------------------------------------------------------------
 
@@ -128,9 +129,6 @@ def test_a_30_day_window_for_26_november_is_28_october_to_27_november() -> None:
 # ---- violations ------------------------------------------------------------------------------
 
 RECORDED = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-VERIFIER = Actor("verifier-1", Role.VERIFIER)
-OWNER = Actor("owner-1", Role.MERCHANT_OWNER, store_id="s-1")
-SUPERVISOR = Actor("supervisor-1", Role.SUPERVISOR)
 
 
 def recorded(severity: Severity = Severity.GENERAL) -> Violation:

@@ -7,7 +7,7 @@ in full, with the error class (whose `code` the API returns).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -46,21 +46,21 @@ from collabdesk.domain.values import (
     utc_iso,
 )
 from collabdesk.domain.violations import Severity, Violation, ViolationDecision, ViolationKind
+from tests.actors import (
+    ADJUDICATOR,
+    AGENT,
+    CONSUMER,
+    INTEGRATION,
+    OWNER,
+    SUPERVISOR,
+    T0,
+    TRIAGE,
+    VERIFIER,
+    at,
+)
 
-T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)  # due_at is 2026-11-03T08:00:00Z
 DUE = T0 + timedelta(hours=24)
-CONSUMER = Actor("c-1", Role.CONSUMER)
-AGENT = Actor("agent-1", Role.MERCHANT_AGENT, store_id="s-1")
-OWNER = Actor("owner-1", Role.MERCHANT_OWNER, store_id="s-1")
-TRIAGE = Actor("triage-1", Role.TRIAGE)
-VERIFIER = Actor("verifier-1", Role.VERIFIER)
-ADJUDICATOR = Actor("adjudicator-1", Role.ADJUDICATOR)
-SUPERVISOR = Actor("supervisor-1", Role.SUPERVISOR)
-INTEGRATION = Actor("integration-1", Role.INTEGRATION)
 
-
-def at(minutes: int) -> datetime:
-    return T0 + timedelta(minutes=minutes)
 
 
 def order(kind: OrderKind = OrderKind.STANDARD) -> Order:

@@ -45,26 +45,28 @@ from collabdesk.domain.values import (
     Ruling,
     VerificationOutcome,
 )
-
-from .test_transitions import (
-    ACTOR_OF,
+from tests.actors import (
     ADJUDICATOR,
     AGENT,
     CONSUMER,
-    CONTACT_AT,
-    LATER,
-    NOW,
-    ORDER_AMOUNT,
     OTHER_CONSUMER,
     OWNER,
-    POLICY,
-    REFUND,
-    REPLY_AT,
-    RULE_AT,
     SUPERVISOR,
     T0,
     TRIAGE,
     VERIFIER,
+)
+
+from .test_transitions import (
+    ACTOR_OF,
+    CONTACT_AT,
+    LATER,
+    NOW,
+    ORDER_AMOUNT,
+    POLICY,
+    REFUND,
+    REPLY_AT,
+    RULE_AT,
     assert_unchanged,
     log_contact,
     make_contact,

@@ -31,8 +31,9 @@ from collabdesk.domain.states import (
 from collabdesk.domain.timers import TimerKind, TimerSpec, timers_for
 from collabdesk.domain.values import AMOUNT_REQUIRED, Remedy, RemedyType
 from collabdesk.domain.violations import RECORDERS
+from tests.actors import T0
 
-from .test_transitions import T0, open_work_order
+from .test_transitions import open_work_order
 
 S, A, R = State, Action, Role
 

@@ -79,8 +79,9 @@ from collabdesk.domain.violations import (
     ViolationKind,
     ViolationState,
 )
+from tests.actors import CONSUMER, OTHER_CONSUMER, STORE_ID, T0
 
-from .test_transitions import ACTOR_OF, CONSUMER, OTHER_CONSUMER, STORE_ID, T0
+from .test_transitions import ACTOR_OF
 
 ORDER_AMOUNT = 10_000
 US = timedelta(microseconds=1)

@@ -7,7 +7,7 @@ they drive a real `WorkOrder` through legal moves into any state, then try one a
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -41,24 +41,25 @@ from collabdesk.domain.values import (
     Ruling,
     VerificationOutcome,
 )
+from tests.actors import (
+    ADJUDICATOR,
+    ADMIN,
+    AGENT,
+    CONSUMER,
+    INTEGRATION,
+    OWNER,
+    STORE_ID,
+    SUPERVISOR,
+    T0,
+    TRIAGE,
+    VERIFIER,
+)
 
 # ---- a small world ---------------------------------------------------------------------------
 
-T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 POLICY = Policy()
-STORE_ID = "s-1"
 ORDER_AMOUNT = 10_000
 
-CONSUMER = Actor("c-1", Role.CONSUMER)
-OTHER_CONSUMER = Actor("c-2", Role.CONSUMER)
-AGENT = Actor("agent-1", Role.MERCHANT_AGENT, store_id=STORE_ID)
-OWNER = Actor("owner-1", Role.MERCHANT_OWNER, store_id=STORE_ID)
-TRIAGE = Actor("triage-1", Role.TRIAGE)
-VERIFIER = Actor("verifier-1", Role.VERIFIER)
-ADJUDICATOR = Actor("adjudicator-1", Role.ADJUDICATOR)
-SUPERVISOR = Actor("supervisor-1", Role.SUPERVISOR)
-INTEGRATION = Actor("integration-1", Role.INTEGRATION)
-ADMIN = Actor("admin-1", Role.ADMIN)
 
 ACTOR_OF: dict[Role, Actor] = {
     Role.CONSUMER: CONSUMER,

@@ -39,19 +39,13 @@ from collabdesk.domain.violations import (
     ViolationKind,
     ViolationState,
 )
+from tests.actors import ADJUDICATOR, CONSUMER, OWNER, STORE_ID, SUPERVISOR, T0, VERIFIER
 
 from .test_transitions import (
     ACTOR_OF,
-    ADJUDICATOR,
-    CONSUMER,
     NOW,
-    OWNER,
     POLICY,
     REFUND,
-    STORE_ID,
-    SUPERVISOR,
-    T0,
-    VERIFIER,
     log_contact,
     open_work_order,
     reply_with,
