@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -340,3 +341,28 @@ def test_audit_verify_on_postgresql_by_url(tmp_path: Path, pg_app: Container) ->
     assert run.code != 0
     assert f"BROKEN {first}" in run.out
     assert second not in run.out
+
+
+# ---- serve, --version ------------------------------------------------------------------------
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line_before_anything_else(
+        tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = collabdesk("serve", "--port", str(port), "--data-dir", tmp_path / "data",
+                         cwd=tmp_path)
+    assert run.code == 2
+    assert run.err.strip() == (f"error: cannot listen on 127.0.0.1:{port}: the address is "
+                               "already in use: another server listens there; choose another "
+                               "--port")
+    assert "serving on" not in run.out
+    assert not (tmp_path / "data").exists()  # it stopped before touching the database
+
+
+def test_version_names_the_release(tmp_path: Path) -> None:
+    run = collabdesk("--version", cwd=tmp_path)
+    assert run.code == 0
+    assert run.out.strip() == "collabdesk 0.1.0"
