@@ -181,19 +181,6 @@ def test_a_requirements_row_asks_for_nothing_unless_told() -> None:
 # ---- the policy's numbers (§6, §8, §9) -------------------------------------------------------
 
 
-def test_a_fresh_policy_has_the_rulebooks_numbers() -> None:
-    policy = Policy()
-    assert policy.reply_window == timedelta(hours=24)
-    assert policy.reminders_before_due == (timedelta(hours=12), timedelta(hours=2))
-    assert policy.confirmation_window == timedelta(hours=48)
-    assert policy.verification_sla == timedelta(hours=24)
-    assert policy.adjudication_sla == timedelta(hours=48)
-    assert policy.appeal_window == timedelta(days=7)
-    assert policy.min_contact_attempts == 2
-    assert policy.metric_window_days == 30
-    assert policy.points == {"general": 12, "serious": 48}
-
-
 # ---- money (§5, §8) --------------------------------------------------------------------------
 
 
