@@ -114,7 +114,7 @@ class Edge:
             scope.setdefault("state", {})["actor"] = actor_of(account)
             account_id = account.id
         if not has_body:
-            await self._route(scope, receive, send, account_id, token, None)
+            await self._route(scope, receive, send, request_headers, account_id, token, None)
             return
         upload = scope["method"] == "POST" and scope["path"] == EVIDENCE_UPLOAD
         limit = self.max_upload_bytes if upload else self.max_body_bytes
@@ -130,20 +130,22 @@ class Edge:
         except ClientGone:
             return
         try:
-            await self._route(scope, body.replay(receive), send, account_id, token, body)
+            await self._route(scope, body.replay(receive), send, request_headers, account_id,
+                              token, body)
         finally:
             body.close()
 
-    async def _route(self, scope: Scope, receive: Receive, send: Send,
+    async def _route(self, scope: Scope, receive: Receive, send: Send, headers: Headers,
                      account_id: str | None, token: str | None, body: Spool | None) -> None:
-        key = Headers(scope=scope).get("idempotency-key")
+        key = headers.get("idempotency-key")
         if scope["method"] != "POST" or key is None or account_id is None or token is None:
             await self.app(scope, receive, send)
             return
         spooled = body if body is not None else Spool(self.spool_dir)  # no body: empty
         try:
             await run_idempotently(self.app, self.ctx, scope, receive, send,
-                                   account_id=account_id, token=token, key=key, body=spooled)
+                                   account_id=account_id, token=token, key=key, body=spooled,
+                                   content_type=headers.get("content-type"))
         finally:
             if body is None:
                 spooled.close()

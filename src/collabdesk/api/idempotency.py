@@ -41,13 +41,12 @@ def omit_from_replays(request: Request, *fields: str) -> None:
 
 async def run_idempotently(app: ASGIApp, ctx: ServiceContext, scope: Scope, receive: Receive,
                            send: Send, *, account_id: str, token: str, key: str,
-                           body: Spool) -> None:
+                           body: Spool, content_type: str | None) -> None:
     if (why := svc.check_key(key)) is not None:
         await problem("validation_error", f"Idempotency-Key: {why}")(scope, receive, send)
         return
     target = scope["path"] + ("?" + scope["query_string"].decode("latin-1")
                               if scope.get("query_string") else "")
-    content_type = _header(scope, b"content-type")
     fingerprint = await run_in_threadpool(
         svc.request_fingerprint, token, scope["method"], target,
         _canonical(body.chunks(), content_type))
@@ -105,14 +104,6 @@ def _record(start: Message, body: bytes, omit: set[str] | None) -> str:
             text = json.dumps({k: v for k, v in document.items() if k not in omit},
                               ensure_ascii=False)
     return json.dumps({"headers": kept, "body": text})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for k, v in scope["headers"]:
-        if k.lower() == name:
-            decoded: str = v.decode("latin-1")
-            return decoded
-    return None
 
 
 def _canonical(chunks: Iterable[bytes], content_type: str | None) -> Iterator[bytes]:

@@ -62,7 +62,7 @@ def _operation(spec: Spec, path: str, method: str, op: Spec) -> list[str]:
         response = _resolve(spec, response)
         kinds = []
         for media, content in response.get("content", {}).items():
-            codes = _codes(content.get("schema", {}), spec)
+            codes = _codes(content.get("schema", {}))
             kinds.append(f"{media} {_type(content.get('schema', {}))}"
                          + (f" — `code`: {', '.join(f'`{c}`' for c in codes)}" if codes else ""))
         lines.append(f"| {status} | {_cell(response.get('description', ''))} | "
@@ -81,7 +81,7 @@ def _resolve(spec: Spec, item: Spec) -> Spec:
     return item
 
 
-def _codes(schema: Spec, spec: Spec) -> list[str]:
+def _codes(schema: Spec) -> list[str]:
     """The `code` enum a problem response declares, if any."""
     for part in [*schema.get("allOf", []), schema]:
         enum = part.get("properties", {}).get("code", {}).get("enum")

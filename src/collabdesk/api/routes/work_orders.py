@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from collabdesk.domain.audit import VISIBILITIES, ChainLink
+from collabdesk.domain.audit import VISIBILITIES
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.states import State
 from collabdesk.services import work_orders as svc
@@ -340,14 +340,11 @@ def events(work_order_id: PathId, ctx: Ctx, caller: Caller, limit: Limit = 50,
     and to the others only for their own events. To whoever may see the work order."""
     after = seq_pair_cursor(cursor)
     links = svc.list_events(ctx, caller, work_order_id, after, limit + 1)
-    shown = links[:limit]
-
-    def last_seen(link: ChainLink) -> list[int]:
-        seen = dict(zip(VISIBILITIES, after, strict=True))
-        for k in shown:
-            seen[k.visibility] = k.seq
-        return [seen[v] for v in VISIBILITIES]
-    return page(links, limit, last_seen, s.event_out)
+    # The next page starts after the last seq shown of each chain.
+    seen = dict(zip(VISIBILITIES, after, strict=True))
+    for link in links[:limit]:
+        seen[link.visibility] = link.seq
+    return page(links, limit, lambda _: [seen[v] for v in VISIBILITIES], s.event_out)
 
 
 @router.get(ONE + "/deliveries", response_model=m.DeliveryPage,
