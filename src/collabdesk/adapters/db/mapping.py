@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from collabdesk.domain.audit import ALL, PLATFORM, ChainHead
@@ -29,6 +29,9 @@ from collabdesk.domain.values import (
     VerificationOutcome,
     utc_iso,
 )
+
+# The sort key of a work order without a deadline: after every real one (years end at 9998).
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def _t(value: str | None) -> datetime | None:
@@ -101,6 +104,7 @@ def work_order_values(wo: WorkOrder) -> dict[str, Any]:
         "requested_remedy": wo.requested_remedy.to_dict() if wo.requested_remedy else None,
         "state": str(wo.state), "is_open": wo.is_open, "created_at": wo.created_at,
         "created_by": wo.created_by, "due_at": wo.due_at,
+        "sort_due_at": wo.due_at or FAR_FUTURE,
         "state_entered_at": wo.state_entered_at, "evidence_waived": wo.evidence_waived,
         "reply": reply_to_json(wo.reply),
         "replied_at": wo.reply.replied_at if wo.reply else None,

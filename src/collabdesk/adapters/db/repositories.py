@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, literal, or_, select, tuple_, update
@@ -44,10 +44,8 @@ from collabdesk.domain.violations import (
 from collabdesk.services.ports import StoredResponse, WorkOrderQuery
 
 from . import tables as t
-from .mapping import contact_from_row, work_order_from_row, work_order_values
+from .mapping import FAR_FUTURE, contact_from_row, work_order_from_row, work_order_values
 from .types import UTCDateTime
-
-FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 class _Repo:
@@ -202,7 +200,6 @@ class SqlWorkOrders(_Repo):
 
     def query(self, query: WorkOrderQuery) -> list[WorkOrder]:
         c = t.work_orders.c
-        sort_due = func.coalesce(c.due_at, literal(FAR_FUTURE, UTCDateTime))
         stmt = select(t.work_orders)
         if query.consumer_id is not None:
             stmt = stmt.where(c.consumer_id == query.consumer_id)
@@ -213,14 +210,14 @@ class SqlWorkOrders(_Repo):
         if query.store_id is not None:
             stmt = stmt.where(c.store_id == query.store_id)
         if query.due_before is not None:
-            stmt = stmt.where(c.due_at < query.due_before)
+            stmt = stmt.where(c.sort_due_at < query.due_before)
         if query.overdue is not None:
             stmt = stmt.where(c.sla_overdue == query.overdue)
         if query.after is not None:
             due, last_id = query.after
-            due_key = literal(due or FAR_FUTURE, UTCDateTime)
-            stmt = stmt.where(or_(sort_due > due_key, and_(sort_due == due_key, c.id > last_id)))
-        stmt = stmt.order_by(sort_due, c.id).limit(query.limit)
+            stmt = stmt.where(tuple_(c.sort_due_at, c.id) > tuple_(
+                literal(due or FAR_FUTURE, UTCDateTime), literal(last_id)))
+        stmt = stmt.order_by(c.sort_due_at, c.id).limit(query.limit)
         return [work_order_from_row(r) for r in self.conn.execute(stmt)]
 
     def facts(self, store_id: str, start: datetime, end: datetime) -> list[WorkOrderFacts]:

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -103,13 +104,21 @@ work_orders = Table(
     Column("chain_head", String(64)),
     Column("platform_chain_length", Integer, nullable=False, server_default=text("0")),
     Column("platform_chain_head", String(64)),
+    # The list's sort key: `due_at`, or the far future for none, so that "soonest due
+    # first, then id" is an index order. Always written with the row (mapping.py).
+    Column("sort_due_at", UTCDateTime),
     # One open work order per order, enforced by the database even under races.
     Index("uq_work_orders_open_order", "order_id", unique=True,
           sqlite_where=text("is_open"), postgresql_where=text("is_open")),
     Index(None, "store_id", "created_at"),
     Index(None, "store_id", "judged_at"),
-    Index(None, "consumer_id"),
-    Index(None, "due_at", "id"),
+    # One index per filter of the list (GET /v1/work-orders), each ending in the sort key,
+    # so a first page reads `limit` index entries whatever the store's size.
+    Index(None, "sort_due_at", "id"),
+    Index(None, "store_id", "sort_due_at", "id"),
+    Index(None, "store_id", "state", "sort_due_at", "id"),
+    Index(None, "consumer_id", "sort_due_at", "id"),
+    Index(None, "state", "sort_due_at", "id"),
 )
 
 contacts = Table(
@@ -265,4 +274,33 @@ idempotency_keys = Table(
     # While the first request runs: when its reservation lapses (a crash never finishes).
     Column("locked_until", UTCDateTime),
     Index(None, "created_at"),
+)
+
+# Store metrics kept by day (UTC), in the same transaction as the facts they count, so a
+# report sums `window_days` rows instead of reading every work order (services/rollups.py).
+# Counters by the day a work order was opened, except `disputes`/`overturned` (the day of
+# its ruling) and `paid_orders` (the day an order was paid).
+store_daily = Table(
+    "store_daily", metadata,
+    Column("store_id", String(ID), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("opened", Integer, nullable=False, server_default=text("0")),
+    Column("replied", Integer, nullable=False, server_default=text("0")),
+    Column("replied_on_time", Integer, nullable=False, server_default=text("0")),
+    Column("timeouts", Integer, nullable=False, server_default=text("0")),
+    Column("agreements", Integer, nullable=False, server_default=text("0")),
+    Column("interventions", Integer, nullable=False, server_default=text("0")),
+    Column("disputes", Integer, nullable=False, server_default=text("0")),
+    Column("overturned", Integer, nullable=False, server_default=text("0")),
+    Column("paid_orders", Integer, nullable=False, server_default=text("0")),
+)
+
+# Reply times by whole minute (replied_at - created_at), per store and opening day: the
+# median reply time of any window is exact to the minute.
+store_reply_minutes = Table(
+    "store_reply_minutes", metadata,
+    Column("store_id", String(ID), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("minute", Integer, primary_key=True),
+    Column("count", Integer, nullable=False, server_default=text("0")),
 )
