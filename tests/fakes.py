@@ -221,13 +221,17 @@ class FakeWorkOrders(_Repo):
         return replace(copy.deepcopy(stored), contacts=list(contacts))
 
     def save(self, wo: WorkOrder, *, new_version: bool = True) -> None:
-        stored = self.t.work_orders.get(wo.id)
-        if stored is None or stored.version != wo.version:
-            raise ConcurrentUpdate(f"work order {wo.id} changed concurrently")
-        self._check_one_open(wo)
-        if new_version:
-            wo.version += 1
-        self.t.work_orders[wo.id] = self._stored(wo)
+        self.save_many([(wo, wo.version, wo.version + 1 if new_version else wo.version)])
+
+    def save_many(self, saves: list[tuple[WorkOrder, int, int]]) -> None:
+        for wo, loaded, _ in saves:
+            stored = self.t.work_orders.get(wo.id)
+            if stored is None or stored.version != loaded:
+                raise ConcurrentUpdate(f"work order {wo.id} changed concurrently")
+            self._check_one_open(wo)
+        for wo, _, new in saves:
+            wo.version = new
+            self.t.work_orders[wo.id] = self._stored(wo)
 
     def add_contact(self, contact: Contact) -> None:
         self.t.contacts.setdefault(contact.work_order_id, []).append(contact)
@@ -300,10 +304,36 @@ class FakeTimers(_Repo):
             self.t.timers[timer_id] = TimerRow(timer_id, work_order_id, str(spec.kind),
                                                spec.due_at, now)
 
+    def schedule_many(self, items: list[tuple[str, TimerSpec, datetime]]) -> None:
+        for work_order_id, spec, now in items:
+            self.schedule(work_order_id, [spec], now)
+
     def cancel_pending(self, work_order_id: str, now: datetime) -> None:
         for row in self.t.timers.values():
             if row.work_order_id == work_order_id and row.pending:
                 row.cancelled_at = now
+
+    def cancel_pending_many(self, items: list[tuple[str, datetime]]) -> None:
+        for work_order_id, now in items:
+            self.cancel_pending(work_order_id, now)
+
+    def lock_due(self, now: datetime, limit: int, exclude: frozenset[int]
+                 ) -> list[tuple[Timer, WorkOrder]]:
+        """No other transaction exists in memory: nothing is ever skipped as locked."""
+        due = [t for t in self.due(now, limit + len(exclude)) if t.id not in exclude][:limit]
+        loaded: dict[str, WorkOrder] = {}
+        out = []
+        for timer in due:
+            if timer.work_order_id not in loaded:
+                wo = FakeWorkOrders(self.t).get(timer.work_order_id)
+                if wo is None:
+                    continue
+                loaded[timer.work_order_id] = wo
+            out.append((timer, loaded[timer.work_order_id]))
+        return out
+
+    def mark_fired(self, timer_ids: list[int], now: datetime) -> int:
+        return sum(self.claim(timer_id, now) for timer_id in timer_ids)
 
     def due(self, now: datetime, limit: int) -> list[Timer]:
         rows = sorted((r for r in self.t.timers.values() if r.pending and r.due_at <= now),
@@ -354,6 +384,10 @@ class FakeInbox(_Repo):
     def add(self, item: InboxItem) -> None:
         self.t.inbox[item.id] = item
 
+    def add_many(self, items: list[InboxItem]) -> None:
+        for item in items:
+            self.add(item)
+
     def page(self, recipient_id: str, before: tuple[datetime, str] | None,
              limit: int) -> list[InboxItem]:
         items = [i for i in self.t.inbox.values() if i.recipient_id == recipient_id
@@ -372,6 +406,9 @@ class FakeInbox(_Repo):
 class FakeDeliveries(_Repo):
     def add(self, delivery: Delivery) -> None:
         self.t.deliveries.append(delivery)
+
+    def add_many(self, deliveries: list[Delivery]) -> None:
+        self.t.deliveries.extend(deliveries)
 
     def for_work_order(self, work_order_id: str) -> list[Delivery]:
         return sorted((d for d in self.t.deliveries if d.work_order_id == work_order_id),

@@ -10,7 +10,7 @@ from .adapters.clock import SystemClock, TestClock
 from .adapters.db.engine import make_engine, migrate
 from .adapters.db.uow import SqlUnitOfWorkFactory
 from .adapters.evidence_files import LocalEvidenceStore
-from .services.context import ServiceContext
+from .services.context import ServiceContext, TokenCache
 from .services.ports import Clock, MovableClock
 from .settings import Settings
 
@@ -27,7 +27,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_migrations: boo
           ) -> Container:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "spool").mkdir(exist_ok=True)  # request bodies over 1 MiB
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, threads=settings.threads)
     if run_migrations:
         migrate(engine)
     test_clock: MovableClock | None = None
@@ -41,5 +41,6 @@ def build(settings: Settings, *, clock: Clock | None = None, run_migrations: boo
         uow=SqlUnitOfWorkFactory(engine), clock=clock, policy=settings.policy(),
         evidence_store=LocalEvidenceStore(settings.data_dir / "evidence"),
         evidence_max_bytes=settings.evidence_max_bytes,
-        timer_batch_size=settings.timer_batch_size)
+        timer_batch_size=settings.timer_batch_size,
+        tokens=TokenCache(settings.token_cache_seconds))
     return Container(settings, engine, ctx, test_clock)

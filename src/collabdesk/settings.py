@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     evidence_max_bytes: int = Field(default=20 * MIB, gt=0)
     # Any other request body (JSON); larger ones are refused with 413 while streaming.
     max_body_bytes: int = Field(default=1 * MIB, gt=0)
+    # Threads serving requests (the thread pool of sync routes), and so the size of the
+    # database pool; N API processes on PostgreSQL need N * (threads + 4) connections.
+    threads: int = Field(default=32, ge=1, le=1024)
+    # How long a bearer token's account is remembered without a database read: the most
+    # a token revoked (or a permission withdrawn) by another process outlives its change.
+    token_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     timer_poll_seconds: float = Field(default=1.0, gt=0)
     timer_batch_size: int = Field(default=200, gt=0)
 

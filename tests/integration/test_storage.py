@@ -174,10 +174,10 @@ def test_the_database_allows_one_open_work_order_per_order(ctx: ServiceContext) 
     first = stored(ctx, world.open())
     second = replace(first, id=first.id + "b", contacts=[], events=[])  # has_open bypassed
     closed = replace(first, id=first.id + "c", state=State.WITHDRAWN, contacts=[], events=[])
+    with ctx.uow() as uow, pytest.raises(DuplicateOpenWorkOrder):
+        uow.work_orders.add(second)  # no savepoint: the use case ends, its work undone
     with ctx.uow() as uow:
-        with pytest.raises(DuplicateOpenWorkOrder):
-            uow.work_orders.add(second)
-        uow.work_orders.add(closed)  # the transaction survives; closed ones do not count
+        uow.work_orders.add(closed)  # closed ones do not count
         uow.commit()
     assert ctx.read(lambda uow: uow.work_orders.get(second.id)) is None
     assert stored(ctx, closed.id).state is State.WITHDRAWN

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from collabdesk import __version__
@@ -21,6 +22,8 @@ def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run in AnyIO's thread pool: as many threads as database connections.
+        to_thread.current_default_thread_limiter().total_tokens = container.settings.threads
         if start_runner:
             runner.start()
         try:

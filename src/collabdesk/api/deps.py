@@ -1,4 +1,8 @@
-"""Request-scoped helpers: the service context, the caller, If-Match, pagination."""
+"""Request-scoped helpers: the service context, the caller, If-Match, pagination.
+
+The dependencies are `async def` though they do no I/O: FastAPI runs a plain `def`
+dependency in the thread pool, a hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from collabdesk.services.context import ServiceContext
 T = TypeVar("T")
 
 
-def get_ctx(request: Request) -> ServiceContext:
+async def get_ctx(request: Request) -> ServiceContext:
     ctx: ServiceContext = request.app.state.ctx
     return ctx
 
@@ -26,7 +30,7 @@ def get_ctx(request: Request) -> ServiceContext:
 Ctx = Annotated[ServiceContext, Depends(get_ctx)]
 
 
-def current_actor(request: Request) -> Actor:
+async def current_actor(request: Request) -> Actor:
     """The caller the edge authenticated (api/edge.py) before the body was read."""
     actor: Actor | None = getattr(request.state, "actor", None)
     if actor is None:
@@ -37,7 +41,7 @@ def current_actor(request: Request) -> Actor:
 Caller = Annotated[Actor, Depends(current_actor)]
 
 
-def expected_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
+async def expected_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
     """`If-Match: "3"` (or W/"3", or 3) -> 3; `*` or absent -> no check."""
     if if_match is None or if_match.strip() == "*":
         return None

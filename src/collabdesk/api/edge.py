@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from collabdesk.domain.errors import Unauthenticated
 from collabdesk.services.access import actor_of
-from collabdesk.services.accounts import authenticate
+from collabdesk.services.accounts import authenticate, cached_caller
 from collabdesk.services.context import ServiceContext
 
 from .errors import from_error, internal_error, problem
@@ -106,11 +106,13 @@ class Edge:
         account_id: str | None = None
         has_body = _has_body(request_headers)
         if self._needs_caller(scope["path"], scope["method"]):
-            try:
-                account = await run_in_threadpool(authenticate, self.ctx, token)
-            except Unauthenticated as exc:
-                await _unread(from_error(exc), has_body)(scope, receive, send)
-                return
+            account = cached_caller(self.ctx, token)  # a hit costs no thread hop
+            if account is None:
+                try:
+                    account = await run_in_threadpool(authenticate, self.ctx, token)
+                except Unauthenticated as exc:
+                    await _unread(from_error(exc), has_body)(scope, receive, send)
+                    return
             scope.setdefault("state", {})["actor"] = actor_of(account)
             account_id = account.id
         if not has_body:

@@ -76,12 +76,22 @@ def create_account(ctx: ServiceContext, actor: Actor | None, *, name: str, role:
 
 
 def authenticate(ctx: ServiceContext, token: str | None) -> Account:
+    """The token's account: from the short-lived cache, else one read (then cached)."""
     if not token:
         raise Unauthenticated("missing bearer token")
-    account = ctx.read(lambda uow: uow.accounts.by_token_hash(token_hash(token)))
+    hashed = token_hash(token)
+    if (cached := ctx.tokens.get(hashed)) is not None:
+        return cached
+    account = ctx.read(lambda uow: uow.accounts.by_token_hash(hashed))
     if account is None:
         raise Unauthenticated("unknown bearer token")
+    ctx.tokens.put(hashed, account)
     return account
+
+
+def cached_caller(ctx: ServiceContext, token: str | None) -> Account | None:
+    """The token's account if the cache holds it (no I/O: safe on the event loop)."""
+    return ctx.tokens.get(token_hash(token)) if token else None
 
 
 def sign_in(ctx: ServiceContext, login: str, password: str) -> Account:
@@ -110,7 +120,9 @@ def ensure_admin(ctx: ServiceContext, configured_token: str | None) -> str | Non
         uow.accounts.add(Account(BOOTSTRAP_ADMIN_ID, "admin", Role.ADMIN, None, None, None,
                                  None, True, ctx.clock.now()), token_hash(generated), None)
         return generated
-    return ctx.write(run)
+    generated = ctx.write(run)
+    ctx.tokens.clear()  # a replaced admin token stops working here at once
+    return generated
 
 
 def set_staff_permission(ctx: ServiceContext, actor: Actor, store_id: str, account_id: str,
@@ -132,4 +144,6 @@ def set_staff_permission(ctx: ServiceContext, actor: Actor, store_id: str, accou
         updated = uow.accounts.get(account_id)
         assert updated is not None
         return updated
-    return ctx.write(run)
+    updated = ctx.write(run)
+    ctx.tokens.clear()  # this process stops using the old permission at once
+    return updated

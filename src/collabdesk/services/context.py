@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from collabdesk.domain.errors import ConcurrentUpdate
 from collabdesk.domain.policy import Policy
+from collabdesk.domain.records import Account
 
 from .evidence_port import EvidenceStore
 from .ports import Clock, UnitOfWork, UnitOfWorkFactory
@@ -22,6 +24,41 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{time.time_ns() // 1_000_000:011x}{secrets.token_hex(6)}"
 
 
+class TokenCache:
+    """Recently seen bearer tokens (by hash) and their accounts, for `ttl` seconds, so a
+    request costs no database read to say who is calling. A token revoked or an account
+    changed elsewhere is honoured after at most `ttl` seconds; changes made through this
+    process clear the cache at once. Unknown tokens are never cached. `ttl` 0 disables it.
+    """
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Account]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_hash: str) -> Account | None:
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        if time.monotonic() >= entry[0]:
+            self._entries.pop(token_hash, None)
+            return None
+        return entry[1]
+
+    def put(self, token_hash: str, account: Account) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()  # a flood of distinct tokens costs no memory
+            self._entries[token_hash] = (time.monotonic() + self.ttl, account)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 @dataclass
 class ServiceContext:
     uow: UnitOfWorkFactory
@@ -30,6 +67,7 @@ class ServiceContext:
     evidence_store: EvidenceStore
     evidence_max_bytes: int = 20 * 1024 * 1024
     timer_batch_size: int = 200
+    tokens: TokenCache = field(default_factory=TokenCache)
 
     def write(self, fn: Callable[[UnitOfWork], T], *, attempts: int = 3) -> T:
         """Run `fn` in a write unit of work and commit; rerun it when a guarded update lost

@@ -84,6 +84,9 @@ class WorkOrderRepository(Protocol):
     def save(self, wo: WorkOrder, *, new_version: bool = True) -> None:
         """Guarded update on `wo.version`; raises ConcurrentUpdate if another won.
         `new_version=False` keeps the version (a change no party can see)."""
+    def save_many(self, saves: list[tuple[WorkOrder, int, int]]) -> None:
+        """Guarded updates of (aggregate, version loaded, new version), in one statement;
+        raises ConcurrentUpdate if any row moved on. Sets each `wo.version`."""
     def add_contact(self, contact: Contact) -> None: ...
     def has_open(self, order_id: str) -> bool: ...
     def query(self, query: WorkOrderQuery) -> list[WorkOrder]: ...
@@ -102,10 +105,21 @@ class EventRepository(Protocol):
 
 class TimerRepository(Protocol):
     def schedule(self, work_order_id: str, specs: list[TimerSpec], now: datetime) -> None: ...
+    def schedule_many(self, items: list[tuple[str, TimerSpec, datetime]]) -> None:
+        """(work order id, spec, created at) rows, in one statement."""
     def cancel_pending(self, work_order_id: str, now: datetime) -> None: ...
+    def cancel_pending_many(self, items: list[tuple[str, datetime]]) -> None:
+        """Cancel the pending timers of each (work order id, at), in one statement."""
     def due(self, now: datetime, limit: int) -> list[Timer]: ...
     def claim(self, timer_id: int, now: datetime) -> bool:
         """Mark fired if still pending; False when fired or cancelled meanwhile."""
+    def lock_due(self, now: datetime, limit: int, exclude: frozenset[int]
+                 ) -> list[tuple[Timer, WorkOrder]]:
+        """Up to `limit` pending timers due by `now`, oldest first, each with its work
+        order loaded and row-locked. Work orders another transaction holds are skipped
+        (their timers wait for the next batch), so runners never queue on each other."""
+    def mark_fired(self, timer_ids: list[int], now: datetime) -> int:
+        """Mark pending timers fired, in one statement; how many were still pending."""
 
 
 class NoteRepository(Protocol):
@@ -126,6 +140,7 @@ class EvidenceRepository(Protocol):
 
 class InboxRepository(Protocol):
     def add(self, item: InboxItem) -> None: ...
+    def add_many(self, items: list[InboxItem]) -> None: ...
     def page(self, recipient_id: str, before: tuple[datetime, str] | None,
              limit: int) -> list[InboxItem]: ...
     def mark_read(self, recipient_id: str, item_id: str) -> bool: ...
@@ -133,6 +148,7 @@ class InboxRepository(Protocol):
 
 class DeliveryRepository(Protocol):
     def add(self, delivery: Delivery) -> None: ...
+    def add_many(self, deliveries: list[Delivery]) -> None: ...
     def for_work_order(self, work_order_id: str) -> list[Delivery]: ...
 
 

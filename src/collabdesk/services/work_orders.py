@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -15,7 +15,7 @@ from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.records import Delivery, Note
 from collabdesk.domain.replies import ReplyOption
 from collabdesk.domain.states import MERCHANT_ROLES, Role, State
-from collabdesk.domain.timers import timers_for
+from collabdesk.domain.timers import TimerSpec, timers_for
 from collabdesk.domain.values import (
     Actor,
     AppealDecision,
@@ -35,9 +35,46 @@ from .context import ServiceContext, new_id
 from .ports import UnitOfWork, WorkOrderQuery
 
 
-def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,
-                  before: State | None, now: datetime) -> None:
-    """Persist a changed aggregate: guarded save, audit events, timers, notifications.
+@dataclass
+class Writes:
+    """The rows that persisting work-order changes writes, gathered so that one command,
+    or a whole batch of timer effects, goes out with one statement per table (`flush`).
+
+    A work order changed several times before the flush (a batch firing its reminder and
+    its timeout) is saved once, guarded on the version it was loaded with.
+    """
+
+    uow: UnitOfWork
+    notices: notifications.Notices = field(init=False)
+    added: list[WorkOrder] = field(default_factory=list)
+    # work order id -> (the aggregate, the version it was loaded with, parties see a change)
+    saved: dict[str, tuple[WorkOrder, int, bool]] = field(default_factory=dict)
+    links: list[ChainLink] = field(default_factory=list)
+    cancelled: list[tuple[str, datetime]] = field(default_factory=list)
+    scheduled: list[tuple[str, TimerSpec, datetime]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.notices = notifications.Notices(self.uow)
+
+    def flush(self) -> None:
+        uow = self.uow
+        uow.timers.cancel_pending_many(self.cancelled)
+        for wo in self.added:
+            uow.work_orders.add(wo)
+        if self.saved:
+            uow.work_orders.save_many([(wo, loaded, loaded + 1 if seen else loaded)
+                                       for wo, loaded, seen in self.saved.values()])
+        uow.events.append(self.links)
+        uow.timers.schedule_many(self.scheduled)
+        self.notices.flush()
+        self.added, self.saved, self.links = [], {}, []
+        self.cancelled, self.scheduled = [], []
+
+
+def stage_change(ctx: ServiceContext, writes: Writes, wo: WorkOrder, before: State | None,
+                 now: datetime) -> None:
+    """Stage a changed aggregate's writes: guarded save, audit events, timers,
+    notifications.
 
     The work order row was loaded with its lock (a writing unit of work), so changes to
     one work order queue rather than conflict, and the guarded save only guards. Its
@@ -47,24 +84,31 @@ def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,
     """
     state_changed = wo.state is not before
     if state_changed and before is not None:
-        uow.timers.cancel_pending(wo.id, now)
+        writes.cancelled.append((wo.id, now))
     events, wo.events = wo.events, []
-    links: list[ChainLink] = []
     for visibility in VISIBILITIES:
         mine = [e for e in events if e.visibility == visibility]
         if mine:
             added, wo.chains[visibility] = extend(wo.id, visibility, wo.chains[visibility],
                                                   mine)
-            links += added
+            writes.links += added
     if before is None:
-        uow.work_orders.add(wo)
+        writes.added.append(wo)
     else:
         seen_by_parties = state_changed or any(e.visibility == ALL for e in events)
-        uow.work_orders.save(wo, new_version=seen_by_parties)
-    uow.events.append(links)
+        _, loaded, seen = writes.saved.get(wo.id, (wo, wo.version, False))
+        writes.saved[wo.id] = (wo, loaded, seen or seen_by_parties)
     if state_changed:
-        uow.timers.schedule(wo.id, timers_for(wo, ctx.policy), now)
-    notifications.on_events(uow, wo, events)
+        writes.scheduled += [(wo.id, spec, now) for spec in timers_for(wo, ctx.policy)]
+    notifications.on_events(writes.notices, wo, events)
+
+
+def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,
+                  before: State | None, now: datetime) -> None:
+    """Persist one changed aggregate (see `stage_change`)."""
+    writes = Writes(uow)
+    stage_change(ctx, writes, wo, before, now)
+    writes.flush()
 
 
 def _check_version(wo: WorkOrder, expected_version: int | None) -> None:

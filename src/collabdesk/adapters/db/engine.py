@@ -18,19 +18,38 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 WRITE = "collabdesk_write"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+# Connections beyond the request threads: the deadline runner, the edge's lookups.
+POOL_HEADROOM = 4
+
+
+def make_engine(url: str, *, echo: bool = False, threads: int = 32) -> Engine:
+    """A pool as large as the threads that use it (`threads` request threads plus
+    headroom), so connections are opened once and kept: under load a smaller pool opens
+    and closes connections (and re-runs SQLite's PRAGMAs) on every overflow.
+
+    No pre-ping (a round trip per checkout): a connection found dead raises, SQLAlchemy
+    then discards the whole pool, and only that request fails.
+    """
     parsed = make_url(url)
+    size = threads + POOL_HEADROOM
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, echo)
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return _sqlite_engine(url, echo, size)
+    return create_engine(url, echo=echo, pool_size=size, max_overflow=size // 2,
+                         pool_recycle=3600)
 
 
-def _sqlite_engine(url: str, echo: bool) -> Engine:
+def _sqlite_engine(url: str, echo: bool, size: int) -> Engine:
     parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    database = parsed.database
+    memory = not database or database == ":memory:"
+    if database and not memory:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # A file database gets a pool of `size` kept connections; in-memory ones keep
+    # SQLAlchemy's default (one connection per thread, or the database is not shared).
+    pool = {} if memory else {"pool_size": size, "max_overflow": size // 2}
     engine = create_engine(url, echo=echo, connect_args={"timeout": 30,
-                                                          "check_same_thread": False})
+                                                          "check_same_thread": False},
+                           **pool)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -1,11 +1,28 @@
-"""SQL implementations of the service ports. Repositories never commit (habit 2)."""
+"""SQL implementations of the service ports. Repositories never commit (habit 2).
+
+Hot statements are built once, at import, with bound parameters: building a statement
+(`insert(t).values(**row)`) costs more than running it on SQLite, and a prebuilt one keeps
+its cache key, so SQLAlchemy finds its compiled form at once. No savepoints: a refused
+insert aborts the use case anyway, and its transaction is rolled back whole.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -61,26 +78,30 @@ def _account(m: Any) -> Account:
                    m["login"], m["handles_work_orders"], m["created_at"])
 
 
+_ACCOUNT_BY_ID = select(t.accounts).where(t.accounts.c.id == bindparam("id"))
+_ACCOUNT_BY_TOKEN = select(t.accounts).where(t.accounts.c.token_hash == bindparam("token_hash"))
+_STORE_STAFF = (select(t.accounts).where(t.accounts.c.store_id == bindparam("store_id"))
+                .order_by(t.accounts.c.created_at, t.accounts.c.id))
+
+
 class SqlAccounts(_Repo):
     def add(self, account: Account, token_hash: str, password_hash: str | None) -> None:
         try:
-            with self.conn.begin_nested():
-                self.conn.execute(insert(t.accounts).values(
-                    id=account.id, name=account.name, role=str(account.role),
-                    store_id=account.store_id, phone=account.phone, email=account.email,
-                    login=account.login, password_hash=password_hash, token_hash=token_hash,
-                    handles_work_orders=account.handles_work_orders,
-                    created_at=account.created_at))
+            self.conn.execute(insert(t.accounts).values(
+                id=account.id, name=account.name, role=str(account.role),
+                store_id=account.store_id, phone=account.phone, email=account.email,
+                login=account.login, password_hash=password_hash, token_hash=token_hash,
+                handles_work_orders=account.handles_work_orders,
+                created_at=account.created_at))
         except IntegrityError as exc:
             raise AlreadyExists(f"login {account.login!r} is already taken") from exc
 
     def get(self, account_id: str) -> Account | None:
-        row = self.conn.execute(select(t.accounts).where(t.accounts.c.id == account_id)).first()
+        row = self.conn.execute(_ACCOUNT_BY_ID, {"id": account_id}).first()
         return _account(row._mapping) if row else None
 
     def by_token_hash(self, token_hash: str) -> Account | None:
-        row = self.conn.execute(
-            select(t.accounts).where(t.accounts.c.token_hash == token_hash)).first()
+        row = self.conn.execute(_ACCOUNT_BY_TOKEN, {"token_hash": token_hash}).first()
         return _account(row._mapping) if row else None
 
     def by_login(self, login: str) -> tuple[Account, str | None] | None:
@@ -92,8 +113,7 @@ class SqlAccounts(_Repo):
                           .values(token_hash=token_hash))
 
     def store_staff(self, store_id: str) -> list[Account]:
-        rows = self.conn.execute(select(t.accounts).where(t.accounts.c.store_id == store_id)
-                                 .order_by(t.accounts.c.created_at, t.accounts.c.id))
+        rows = self.conn.execute(_STORE_STAFF, {"store_id": store_id})
         return [_account(r._mapping) for r in rows]
 
     def set_handles_work_orders(self, account_id: str, value: bool) -> None:
@@ -101,36 +121,41 @@ class SqlAccounts(_Repo):
                           .values(handles_work_orders=value))
 
 
+_STORE_BY_ID = select(t.stores).where(t.stores.c.id == bindparam("id"))
+
+
 class SqlStores(_Repo):
     def add(self, store: Store, now: datetime) -> None:
         try:
-            with self.conn.begin_nested():
-                self.conn.execute(insert(t.stores).values(
-                    id=store.id, name=store.name, platform=str(store.platform), created_at=now))
+            self.conn.execute(insert(t.stores).values(
+                id=store.id, name=store.name, platform=str(store.platform), created_at=now))
         except IntegrityError as exc:
             raise AlreadyExists(f"store {store.id!r} already exists") from exc
 
     def get(self, store_id: str) -> Store | None:
-        row = self.conn.execute(select(t.stores).where(t.stores.c.id == store_id)).first()
+        row = self.conn.execute(_STORE_BY_ID, {"id": store_id}).first()
         if row is None:
             return None
         m = row._mapping
         return Store(m["id"], m["name"], StorePlatform(m["platform"]))
 
 
+_ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("id"))
+_INSERT_ORDER = insert(t.orders)
+
+
 class SqlOrders(_Repo):
     def add(self, order: Order, now: datetime) -> None:
         try:
-            with self.conn.begin_nested():
-                self.conn.execute(insert(t.orders).values(
-                    id=order.id, store_id=order.store_id, consumer_id=order.consumer_id,
-                    kind=str(order.kind), amount_cents=order.amount_cents,
-                    paid_at=order.paid_at, created_at=now))
+            self.conn.execute(_INSERT_ORDER, {
+                "id": order.id, "store_id": order.store_id, "consumer_id": order.consumer_id,
+                "kind": str(order.kind), "amount_cents": order.amount_cents,
+                "paid_at": order.paid_at, "created_at": now})
         except IntegrityError as exc:
             raise AlreadyExists(f"order {order.id!r} already exists") from exc
 
     def get(self, order_id: str) -> Order | None:
-        row = self.conn.execute(select(t.orders).where(t.orders.c.id == order_id)).first()
+        row = self.conn.execute(_ORDER_BY_ID, {"id": order_id}).first()
         if row is None:
             return None
         m = row._mapping
@@ -150,53 +175,66 @@ class SqlOrders(_Repo):
         return int(n)
 
 
+_WO = t.work_orders.c
+_WORK_ORDER_BY_ID = select(t.work_orders).where(_WO.id == bindparam("id"))
+_WORK_ORDER_BY_ID_LOCKED = _WORK_ORDER_BY_ID.with_for_update()
+_CONTACTS_OF = (select(t.contacts).where(t.contacts.c.work_order_id == bindparam("id"))
+                .order_by(t.contacts.c.recorded_at, t.contacts.c.id))
+_INSERT_WORK_ORDER = insert(t.work_orders)
+# Guarded on the version read: the SET clause comes from the row's keys.
+_SAVE_WORK_ORDER = update(t.work_orders).where(
+    _WO.id == bindparam("w_id"), _WO.version == bindparam("w_version"))
+_INSERT_CONTACT = insert(t.contacts)
+_OPEN_OF_ORDER = select(_WO.id).where(_WO.order_id == bindparam("order_id"), _WO.is_open).limit(1)
+
+
 class SqlWorkOrders(_Repo):
     def add(self, wo: WorkOrder) -> None:
         try:
-            with self.conn.begin_nested():
-                self.conn.execute(insert(t.work_orders).values(
-                    **work_order_values(wo), version=wo.version))
+            self.conn.execute(_INSERT_WORK_ORDER, {**work_order_values(wo),
+                                                   "version": wo.version})
         except IntegrityError as exc:
             raise DuplicateOpenWorkOrder(
                 f"order {wo.order_id} already has an open work order") from exc
 
     def get(self, work_order_id: str) -> WorkOrder | None:
-        stmt = select(t.work_orders).where(t.work_orders.c.id == work_order_id)
-        row = self.conn.execute(stmt.with_for_update() if self.lock else stmt).first()
+        stmt = _WORK_ORDER_BY_ID_LOCKED if self.lock else _WORK_ORDER_BY_ID
+        row = self.conn.execute(stmt, {"id": work_order_id}).first()
         if row is None:
             return None
         contacts = [contact_from_row(r) for r in self.conn.execute(
-            select(t.contacts).where(t.contacts.c.work_order_id == work_order_id)
-            .order_by(t.contacts.c.recorded_at, t.contacts.c.id))]
+            _CONTACTS_OF, {"id": work_order_id})]
         return work_order_from_row(row, contacts)
 
     def save(self, wo: WorkOrder, *, new_version: bool = True) -> None:
-        c = t.work_orders.c
-        version = wo.version + 1 if new_version else wo.version
+        self.save_many([(wo, wo.version, wo.version + 1 if new_version else wo.version)])
+
+    def save_many(self, saves: list[tuple[WorkOrder, int, int]]) -> None:
+        if not saves:
+            return
+        rows = [{**work_order_values(wo), "version": new, "w_id": wo.id, "w_version": loaded}
+                for wo, loaded, new in saves]
         try:
-            with self.conn.begin_nested():
-                result = self.conn.execute(
-                    update(t.work_orders)
-                    .where(c.id == wo.id, c.version == wo.version)
-                    .values(**work_order_values(wo), version=version))
+            result = self.conn.execute(_SAVE_WORK_ORDER, rows)
         except IntegrityError as exc:  # reopening (appeal) while another is open
             raise DuplicateOpenWorkOrder(
-                f"order {wo.order_id} already has an open work order") from exc
-        if result.rowcount != 1:
-            raise ConcurrentUpdate(f"work order {wo.id} changed concurrently")
-        wo.version = version
+                f"order {saves[0][0].order_id} already has an open work order") from exc
+        if result.rowcount != len(rows):
+            ids = ", ".join(wo.id for wo, _, _ in saves[:3])
+            raise ConcurrentUpdate(f"work order {ids} changed concurrently")
+        for wo, _, new in saves:
+            wo.version = new
 
     def add_contact(self, contact: Contact) -> None:
-        self.conn.execute(insert(t.contacts).values(
-            id=contact.id, work_order_id=contact.work_order_id, channel=str(contact.channel),
-            contacted_at=contact.contacted_at, outcome=str(contact.outcome),
-            summary=contact.summary, evidence_ids=list(contact.evidence_ids),
-            recorded_by=contact.recorded_by, recorded_at=contact.recorded_at))
+        self.conn.execute(_INSERT_CONTACT, {
+            "id": contact.id, "work_order_id": contact.work_order_id,
+            "channel": str(contact.channel), "contacted_at": contact.contacted_at,
+            "outcome": str(contact.outcome), "summary": contact.summary,
+            "evidence_ids": list(contact.evidence_ids), "recorded_by": contact.recorded_by,
+            "recorded_at": contact.recorded_at})
 
     def has_open(self, order_id: str) -> bool:
-        c = t.work_orders.c
-        return self.conn.execute(
-            select(c.id).where(c.order_id == order_id, c.is_open).limit(1)).first() is not None
+        return self.conn.execute(_OPEN_OF_ORDER, {"order_id": order_id}).first() is not None
 
     def query(self, query: WorkOrderQuery) -> list[WorkOrder]:
         c = t.work_orders.c
@@ -240,11 +278,14 @@ def _link(m: Any) -> ChainLink:
                      m["data"], m["prev_hash"], m["hash"], m["visibility"])
 
 
+_INSERT_EVENT = insert(t.events)
+
+
 class SqlEvents(_Repo):
     def append(self, links: list[ChainLink]) -> None:
         # (work_order_id, visibility, seq) is unique: two writers cannot both extend a chain.
         if links:
-            self.conn.execute(insert(t.events), [
+            self.conn.execute(_INSERT_EVENT, [
                 {"work_order_id": k.work_order_id, "seq": k.seq, "at": k.at,
                  "actor_id": k.actor_id, "type": k.type, "data": k.data_json,
                  "prev_hash": k.prev_hash, "hash": k.hash, "visibility": k.visibility}
@@ -277,18 +318,75 @@ class SqlEvents(_Repo):
         return [_link(r._mapping) for r in rows]
 
 
+_TM = t.timers.c
+_PENDING = and_(_TM.fired_at.is_(None), _TM.cancelled_at.is_(None))
+_INSERT_TIMER = insert(t.timers)
+_CANCEL_TIMERS = (update(t.timers).where(_TM.work_order_id == bindparam("w_id"), _PENDING)
+                  .values(cancelled_at=bindparam("at")))
+_MARK_FIRED = (update(t.timers).where(_TM.id == bindparam("t_id"), _PENDING)
+               .values(fired_at=bindparam("at")))
+# Due timers with their work orders, oldest first. On PostgreSQL the work order rows are
+# locked, skipping any another transaction holds (a request, another runner): runners
+# never wait on each other, and the lock order (work order, then its timers) is the one
+# every command takes. SQLite renders no FOR UPDATE; its writer holds the whole database.
+_LOCK_DUE = (
+    select(_TM.id.label("timer_id"), _TM.kind.label("timer_kind"),
+           _TM.due_at.label("timer_due_at"), t.work_orders)
+    .join_from(t.timers, t.work_orders, _TM.work_order_id == _WO.id)
+    .where(_PENDING, _TM.due_at <= bindparam("now"))
+    .order_by(_TM.due_at, _TM.id).limit(bindparam("limit"))
+    .with_for_update(of=t.work_orders, skip_locked=True))
+_CONTACTS_OF_MANY = (
+    select(t.contacts).where(t.contacts.c.work_order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(t.contacts.c.work_order_id, t.contacts.c.recorded_at, t.contacts.c.id))
+
+
 class SqlTimers(_Repo):
-    _pending = and_(t.timers.c.fired_at.is_(None), t.timers.c.cancelled_at.is_(None))
+    _pending = _PENDING
 
     def schedule(self, work_order_id: str, specs: list[TimerSpec], now: datetime) -> None:
         if specs:
-            self.conn.execute(insert(t.timers), [
+            self.conn.execute(_INSERT_TIMER, [
                 {"work_order_id": work_order_id, "kind": str(s.kind), "due_at": s.due_at,
                  "created_at": now} for s in specs])
 
+    def schedule_many(self, items: list[tuple[str, TimerSpec, datetime]]) -> None:
+        if items:
+            self.conn.execute(_INSERT_TIMER, [
+                {"work_order_id": wo_id, "kind": str(s.kind), "due_at": s.due_at,
+                 "created_at": at} for wo_id, s, at in items])
+
     def cancel_pending(self, work_order_id: str, now: datetime) -> None:
-        self.conn.execute(update(t.timers).where(
-            t.timers.c.work_order_id == work_order_id, self._pending).values(cancelled_at=now))
+        self.conn.execute(_CANCEL_TIMERS, {"w_id": work_order_id, "at": now})
+
+    def cancel_pending_many(self, items: list[tuple[str, datetime]]) -> None:
+        if items:
+            self.conn.execute(_CANCEL_TIMERS, [{"w_id": wo_id, "at": at} for wo_id, at in items])
+
+    def lock_due(self, now: datetime, limit: int, exclude: frozenset[int]
+                 ) -> list[tuple[Timer, WorkOrder]]:
+        stmt = _LOCK_DUE.where(~_TM.id.in_(sorted(exclude))) if exclude else _LOCK_DUE
+        rows = self.conn.execute(stmt, {"now": now, "limit": limit}).all()
+        if not rows:
+            return []
+        ids = sorted({r.id for r in rows})
+        contacts: dict[str, list[Contact]] = {i: [] for i in ids}
+        for r in self.conn.execute(_CONTACTS_OF_MANY, {"ids": ids}):
+            contacts[r.work_order_id].append(contact_from_row(r))
+        # One aggregate per work order, shared by all of its timers in the batch.
+        loaded: dict[str, WorkOrder] = {}
+        out = []
+        for r in rows:
+            if r.id not in loaded:
+                loaded[r.id] = work_order_from_row(r, contacts[r.id])
+            out.append((Timer(r.timer_id, r.id, r.timer_kind, r.timer_due_at), loaded[r.id]))
+        return out
+
+    def mark_fired(self, timer_ids: list[int], now: datetime) -> int:
+        if not timer_ids:
+            return 0
+        result = self.conn.execute(_MARK_FIRED, [{"t_id": i, "at": now} for i in timer_ids])
+        return int(result.rowcount)
 
     def due(self, now: datetime, limit: int) -> list[Timer]:
         c = t.timers.c
@@ -302,12 +400,16 @@ class SqlTimers(_Repo):
         return result.rowcount == 1
 
 
+_INSERT_NOTE = insert(t.notes)
+
+
 class SqlNotes(_Repo):
     def add(self, note: Note) -> None:
-        self.conn.execute(insert(t.notes).values(
-            id=note.id, work_order_id=note.work_order_id, author_id=note.author_id,
-            author_role=str(note.author_role), text=note.text, visibility=note.visibility,
-            evidence_ids=list(note.evidence_ids), created_at=note.created_at))
+        self.conn.execute(_INSERT_NOTE, {
+            "id": note.id, "work_order_id": note.work_order_id, "author_id": note.author_id,
+            "author_role": str(note.author_role), "text": note.text,
+            "visibility": note.visibility, "evidence_ids": list(note.evidence_ids),
+            "created_at": note.created_at})
 
     def for_work_order(self, work_order_id: str) -> list[Note]:
         c = t.notes.c
@@ -363,12 +465,29 @@ class SqlEvidence(_Repo):
             select(c.work_order_id, c.visibility).where(c.evidence_id == evidence_id))]
 
 
+_INSERT_INBOX = insert(t.inbox)
+_INSERT_DELIVERY = insert(t.deliveries)
+
+
+def _inbox_row(item: InboxItem) -> dict[str, Any]:
+    return {"id": item.id, "recipient_id": item.recipient_id, "kind": str(item.kind),
+            "work_order_id": item.work_order_id, "text": item.text,
+            "created_at": item.created_at, "read": item.read}
+
+
+def _delivery_row(d: Delivery) -> dict[str, Any]:
+    return {"id": d.id, "work_order_id": d.work_order_id, "recipient_id": d.recipient_id,
+            "recipient_store_id": d.recipient_store_id, "channel": d.channel, "kind": d.kind,
+            "status": str(d.status), "reason": d.reason, "at": d.at}
+
+
 class SqlInbox(_Repo):
     def add(self, item: InboxItem) -> None:
-        self.conn.execute(insert(t.inbox).values(
-            id=item.id, recipient_id=item.recipient_id, kind=str(item.kind),
-            work_order_id=item.work_order_id, text=item.text, created_at=item.created_at,
-            read=item.read))
+        self.add_many([item])
+
+    def add_many(self, items: list[InboxItem]) -> None:
+        if items:
+            self.conn.execute(_INSERT_INBOX, [_inbox_row(i) for i in items])
 
     def page(self, recipient_id: str, before: tuple[datetime, str] | None,
              limit: int) -> list[InboxItem]:
@@ -390,11 +509,11 @@ class SqlInbox(_Repo):
 
 class SqlDeliveries(_Repo):
     def add(self, delivery: Delivery) -> None:
-        self.conn.execute(insert(t.deliveries).values(
-            id=delivery.id, work_order_id=delivery.work_order_id,
-            recipient_id=delivery.recipient_id, recipient_store_id=delivery.recipient_store_id,
-            channel=delivery.channel, kind=delivery.kind, status=str(delivery.status),
-            reason=delivery.reason, at=delivery.at))
+        self.add_many([delivery])
+
+    def add_many(self, deliveries: list[Delivery]) -> None:
+        if deliveries:
+            self.conn.execute(_INSERT_DELIVERY, [_delivery_row(d) for d in deliveries])
 
     def for_work_order(self, work_order_id: str) -> list[Delivery]:
         c = t.deliveries.c

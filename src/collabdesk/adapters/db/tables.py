@@ -199,7 +199,11 @@ timers = Table(
     Index("ix_timers_pending_due", "due_at", "id",
           sqlite_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
           postgresql_where=text("fired_at IS NULL AND cancelled_at IS NULL")),
-    Index(None, "work_order_id"),
+    # A transition cancels its work order's pending timers: an index with the same
+    # predicate, so the planner never walks every pending timer instead.
+    Index("ix_timers_pending_work_order", "work_order_id",
+          sqlite_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
+          postgresql_where=text("fired_at IS NULL AND cancelled_at IS NULL")),
 )
 
 inbox = Table(

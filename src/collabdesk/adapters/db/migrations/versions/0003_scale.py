@@ -1,4 +1,5 @@
-"""scale: the list's stored sort key with an index per filter, daily metric rollups
+"""scale: the list's stored sort key with an index per filter, daily metric rollups,
+pending timers indexed by work order
 
 Revision ID: 0003
 Revises: 0002
@@ -38,6 +39,11 @@ def upgrade() -> None:
                     ['consumer_id', 'sort_due_at', 'id'], ['state', 'sort_due_at', 'id']):
         op.create_index('ix_work_orders_' + '_'.join(columns), 'work_orders', columns)
 
+    op.drop_index('ix_timers_work_order_id', table_name='timers')
+    op.create_index('ix_timers_pending_work_order', 'timers', ['work_order_id'],
+                    sqlite_where=sa.text('fired_at IS NULL AND cancelled_at IS NULL'),
+                    postgresql_where=sa.text('fired_at IS NULL AND cancelled_at IS NULL'))
+
     op.create_table(
         'store_daily',
         sa.Column('store_id', sa.String(length=64), nullable=False),
@@ -61,6 +67,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('store_reply_minutes')
     op.drop_table('store_daily')
+    op.drop_index('ix_timers_pending_work_order', table_name='timers')
+    op.create_index('ix_timers_work_order_id', 'timers', ['work_order_id'])
     for columns in (['state', 'sort_due_at', 'id'], ['consumer_id', 'sort_due_at', 'id'],
                     ['store_id', 'state', 'sort_due_at', 'id'],
                     ['store_id', 'sort_due_at', 'id'], ['sort_due_at', 'id']):
