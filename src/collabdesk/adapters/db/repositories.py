@@ -250,7 +250,7 @@ class SqlWorkOrders(_Repo):
         if query.due_before is not None:
             stmt = stmt.where(c.sort_due_at < query.due_before)
         if query.overdue is not None:
-            stmt = stmt.where(c.sla_overdue == query.overdue)
+            stmt = stmt.where(c.sla_overdue if query.overdue else ~c.sla_overdue)
         if query.after is not None:
             due, last_id = query.after
             stmt = stmt.where(tuple_(c.sort_due_at, c.id) > tuple_(

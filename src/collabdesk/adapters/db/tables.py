@@ -118,7 +118,10 @@ work_orders = Table(
     Index(None, "store_id", "sort_due_at", "id"),
     Index(None, "store_id", "state", "sort_due_at", "id"),
     Index(None, "consumer_id", "sort_due_at", "id"),
+    Index(None, "consumer_id", "state", "sort_due_at", "id"),
     Index(None, "state", "sort_due_at", "id"),
+    Index("ix_work_orders_overdue_sort_due_at_id", "sort_due_at", "id",
+          sqlite_where=text("sla_overdue = 1"), postgresql_where=text("sla_overdue")),
 )
 
 contacts = Table(

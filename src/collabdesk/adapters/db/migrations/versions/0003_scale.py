@@ -36,8 +36,13 @@ def upgrade() -> None:
     op.drop_index('ix_work_orders_consumer_id', table_name='work_orders')
     for columns in (['sort_due_at', 'id'], ['store_id', 'sort_due_at', 'id'],
                     ['store_id', 'state', 'sort_due_at', 'id'],
-                    ['consumer_id', 'sort_due_at', 'id'], ['state', 'sort_due_at', 'id']):
+                    ['consumer_id', 'sort_due_at', 'id'],
+                    ['consumer_id', 'state', 'sort_due_at', 'id'],
+                    ['state', 'sort_due_at', 'id']):
         op.create_index('ix_work_orders_' + '_'.join(columns), 'work_orders', columns)
+    op.create_index('ix_work_orders_overdue_sort_due_at_id', 'work_orders',
+                    ['sort_due_at', 'id'], sqlite_where=sa.text('sla_overdue = 1'),
+                    postgresql_where=sa.text('sla_overdue'))
 
     op.drop_index('ix_timers_work_order_id', table_name='timers')
     op.create_index('ix_timers_pending_work_order', 'timers', ['work_order_id'],
@@ -69,7 +74,10 @@ def downgrade() -> None:
     op.drop_table('store_daily')
     op.drop_index('ix_timers_pending_work_order', table_name='timers')
     op.create_index('ix_timers_work_order_id', 'timers', ['work_order_id'])
-    for columns in (['state', 'sort_due_at', 'id'], ['consumer_id', 'sort_due_at', 'id'],
+    op.drop_index('ix_work_orders_overdue_sort_due_at_id', table_name='work_orders')
+    for columns in (['state', 'sort_due_at', 'id'],
+                    ['consumer_id', 'state', 'sort_due_at', 'id'],
+                    ['consumer_id', 'sort_due_at', 'id'],
                     ['store_id', 'state', 'sort_due_at', 'id'],
                     ['store_id', 'sort_due_at', 'id'], ['sort_due_at', 'id']):
         op.drop_index('ix_work_orders_' + '_'.join(columns), table_name='work_orders')
