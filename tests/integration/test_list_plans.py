@@ -85,7 +85,9 @@ def test_each_list_filter_reads_its_page_in_index_order(container: Container,
             cursor.execute("SET enable_seqscan = off")
             cursor.execute("SET enable_sort = off")
             cursor.execute("EXPLAIN (FORMAT JSON) " + statement, params)
-            plan = json.dumps(cursor.fetchone()[0])
+            row = cursor.fetchone()
+            assert row is not None
+            plan = json.dumps(row[0])
             cursor.execute("RESET ALL")
             assert '"Sort"' not in plan, plan
             assert "Seq Scan" not in plan, plan
