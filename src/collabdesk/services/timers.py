@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from collabdesk.domain import metrics
 from collabdesk.domain.records import Timer
 from collabdesk.domain.states import State
 from collabdesk.domain.timers import TimerKind
@@ -36,7 +37,7 @@ def _fire(ctx: ServiceContext, timer: Timer, now: datetime) -> bool:
         # The effect happens as of the timer's due time (not when a late runner got to it),
         # so a chain of timers fires on schedule, but never before the last change.
         at = max(timer.due_at, wo.state_entered_at)
-        before = wo.state
+        before = metrics.facts_of(wo)
         kind = TimerKind(timer.kind)
         if kind is TimerKind.REMINDER:
             if wo.reply_window_open(at):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from collabdesk.domain import metrics
 from collabdesk.domain.audit import ALL, PLATFORM, VISIBILITIES, ChainLink, extend
 from collabdesk.domain.errors import NotFound, ValidationFailed, VersionConflict
 from collabdesk.domain.model import WorkOrder
@@ -36,8 +37,14 @@ from .ports import UnitOfWork, WorkOrderQuery
 
 
 def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,
-                  before: State | None, now: datetime) -> None:
-    """Persist a changed aggregate: guarded save, audit events, timers, notifications.
+                  before: metrics.WorkOrderFacts | None, now: datetime, *,
+                  rollups: metrics.Rollup | None = None) -> None:
+    """Persist a changed aggregate: guarded save, audit events, timers, notifications, and
+    the change to its store's metric rollups.
+
+    `before` is `metrics.facts_of(wo)` as loaded, taken before the change (None for a new
+    work order): the rollups move by `metrics.delta(before, after)`, applied here, or added
+    to `rollups` for a caller that applies the deltas of a batch at once.
 
     The work order row was loaded with its lock (a writing unit of work), so changes to
     one work order queue rather than conflict, and the guarded save only guards. Its
@@ -45,7 +52,7 @@ def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,
     the chains whose heads the row keeps, in the same transaction. A change only the
     platform can see (a platform-only note) does not move the version parties see.
     """
-    state_changed = wo.state is not before
+    state_changed = before is None or wo.state is not before.state
     if state_changed and before is not None:
         uow.timers.cancel_pending(wo.id, now)
     events, wo.events = wo.events, []
@@ -64,6 +71,11 @@ def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,
     uow.events.append(links)
     if state_changed:
         uow.timers.schedule(wo.id, timers_for(wo, ctx.policy), now)
+    change = metrics.delta(wo.store_id, before, metrics.facts_of(wo))
+    if rollups is not None:
+        rollups.add(change)
+    elif change:
+        uow.rollups.apply(change)
     notifications.on_events(uow, wo, events)
 
 
@@ -98,7 +110,7 @@ def _change(ctx: ServiceContext, actor: Actor, work_order_id: str,
         wo = visible_work_order(uow, actor, work_order_id)
         _check_version(wo, expected_version)
         _usable_evidence(uow, actor, wo, evidence_ids)
-        before = wo.state
+        before = metrics.facts_of(wo)
         result = act(uow, wo, now)
         if evidence_ids:
             uow.evidence.attach(list(evidence_ids), wo.id, now, evidence_visibility)

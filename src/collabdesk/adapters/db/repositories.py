@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, insert, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from collabdesk.domain.audit import ALL, PLATFORM, ChainHead, ChainLink
 from collabdesk.domain.errors import AlreadyExists, ConcurrentUpdate, DuplicateOpenWorkOrder
-from collabdesk.domain.metrics import WorkOrderFacts
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.records import (
     Account,
@@ -24,7 +23,7 @@ from collabdesk.domain.records import (
     Note,
     Timer,
 )
-from collabdesk.domain.states import Role, State
+from collabdesk.domain.states import Role
 from collabdesk.domain.timers import TimerSpec
 from collabdesk.domain.values import (
     Contact,
@@ -100,6 +99,12 @@ class SqlAccounts(_Repo):
         self.conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
                           .values(handles_work_orders=value))
 
+    def get_many(self, account_ids: list[str]) -> list[Account]:
+        if not account_ids:
+            return []
+        rows = self.conn.execute(select(t.accounts).where(t.accounts.c.id.in_(account_ids)))
+        return [_account(r._mapping) for r in rows]
+
 
 class SqlStores(_Repo):
     def add(self, store: Store, now: datetime) -> None:
@@ -116,6 +121,12 @@ class SqlStores(_Repo):
             return None
         m = row._mapping
         return Store(m["id"], m["name"], StorePlatform(m["platform"]))
+
+    def existing(self, store_ids: list[str]) -> set[str]:
+        if not store_ids:
+            return set()
+        rows = self.conn.execute(select(t.stores.c.id).where(t.stores.c.id.in_(store_ids)))
+        return {r[0] for r in rows}
 
 
 class SqlOrders(_Repo):
@@ -143,11 +154,18 @@ class SqlOrders(_Repo):
         rows = self.conn.execute(select(t.orders.c.id).where(t.orders.c.id.in_(order_ids)))
         return {r[0] for r in rows}
 
-    def count_paid(self, store_id: str, start: datetime, end: datetime) -> int:
-        c = t.orders.c
-        n = self.conn.execute(select(func.count()).select_from(t.orders).where(
-            c.store_id == store_id, c.paid_at >= start, c.paid_at < end)).scalar_one()
-        return int(n)
+    def add_many(self, orders: list[Order], now: datetime) -> None:
+        # One executemany, no savepoint: a taken id spoils the caller's transaction.
+        if not orders:
+            return
+        try:
+            self.conn.execute(insert(t.orders), [
+                {"id": o.id, "store_id": o.store_id, "consumer_id": o.consumer_id,
+                 "kind": str(o.kind), "amount_cents": o.amount_cents, "paid_at": o.paid_at,
+                 "created_at": now} for o in orders])
+        except IntegrityError as exc:
+            raise AlreadyExists(f"an order id of the batch already exists: {_first_line(exc)}"
+                                ) from exc
 
 
 class SqlWorkOrders(_Repo):
@@ -219,20 +237,6 @@ class SqlWorkOrders(_Repo):
                 literal(due or FAR_FUTURE, UTCDateTime), literal(last_id)))
         stmt = stmt.order_by(c.sort_due_at, c.id).limit(query.limit)
         return [work_order_from_row(r) for r in self.conn.execute(stmt)]
-
-    def facts(self, store_id: str, start: datetime, end: datetime) -> list[WorkOrderFacts]:
-        c = t.work_orders.c
-        rows = self.conn.execute(
-            select(c.state, c.order_kind, c.created_at, c.due_at, c.replied_at,
-                   c.timed_out_at, c.escalated_at, c.judged_at, c.counts_as_dispute)
-            .where(c.store_id == store_id,
-                   or_(and_(c.created_at >= start, c.created_at < end),
-                       and_(c.judged_at >= start, c.judged_at < end))))
-        return [WorkOrderFacts(
-            state=State(r.state), worry_free=r.order_kind == OrderKind.WORRY_FREE,
-            created_at=r.created_at, due_at=r.due_at, replied_at=r.replied_at,
-            timed_out=r.timed_out_at is not None, escalated=r.escalated_at is not None,
-            judged_at=r.judged_at, counts_as_dispute=r.counts_as_dispute) for r in rows]
 
 
 def _link(m: Any) -> ChainLink:
@@ -507,3 +511,8 @@ class SqlIdempotency(_Repo):
         result = self.conn.execute(t.idempotency_keys.delete().where(
             tuple_(c.account_id, c.key).in_(oldest)))
         return int(result.rowcount)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
