@@ -170,18 +170,46 @@ class Rollup:
     def add(self, other: Rollup, sign: int = 1) -> Rollup:
         """Add `other` (or subtract it, with `sign=-1`) in place; returns self."""
         for key, counters in other.daily.items():
-            total = self.daily.get(key, ZERO) + (counters if sign > 0 else -counters)
-            if total:
-                self.daily[key] = total
-            else:
-                self.daily.pop(key, None)
+            self._add_day(key, counters if sign > 0 else -counters)
         for mkey, count in other.minutes.items():
-            n = self.minutes.get(mkey, 0) + sign * count
-            if n:
-                self.minutes[mkey] = n
-            else:
-                self.minutes.pop(mkey, None)
+            self._add_minute(mkey, sign * count)
         return self
+
+    def include(self, store_id: str, facts: WorkOrderFacts | None, sign: int = 1) -> Rollup:
+        """Add one work order's contribution (`sign=-1`: take it away), given its current
+        facts; a work order that does not count (or None) adds nothing. Returns self."""
+        if facts is None or not counts(facts):
+            return self
+        opened_on = utc_day(facts.created_at)
+        on_time = (facts.replied_at is not None and facts.due_at is not None
+                   and facts.replied_at < facts.due_at)
+        self._add_day((store_id, opened_on), Counters(
+            opened=sign, replied=sign * (facts.replied_at is not None),
+            replied_on_time=sign * on_time, timeouts=sign * facts.timed_out,
+            agreements=sign * (facts.state is State.RESOLVED),
+            interventions=sign * facts.escalated))
+        if facts.judged_at is not None and facts.ruled_for_consumer:
+            self._add_day((store_id, utc_day(facts.judged_at)),
+                          Counters(disputes=sign, overturned=sign * facts.overturned))
+        if facts.replied_at is not None:
+            self._add_minute((store_id, opened_on,
+                              reply_minute(facts.created_at, facts.replied_at)), sign)
+        return self
+
+    def _add_day(self, key: DayKey, counters: Counters) -> None:
+        had = self.daily.get(key)
+        total = counters if had is None else had + counters
+        if total:
+            self.daily[key] = total
+        else:
+            self.daily.pop(key, None)
+
+    def _add_minute(self, key: MinuteKey, count: int) -> None:
+        n = self.minutes.get(key, 0) + count
+        if n:
+            self.minutes[key] = n
+        else:
+            self.minutes.pop(key, None)
 
     def __bool__(self) -> bool:
         return bool(self.daily or self.minutes)
@@ -210,25 +238,12 @@ def reply_minute(created_at: datetime, replied_at: datetime) -> int:
 
 def contribution(store_id: str, facts: WorkOrderFacts | None) -> Rollup:
     """What one work order adds to its store's rollups, given its current facts (None: a
-    work order that does not exist adds nothing)."""
-    if facts is None or not counts(facts):
-        return Rollup()
-    opened_on = utc_day(facts.created_at)
-    replied = facts.replied_at is not None
-    on_time = (facts.replied_at is not None and facts.due_at is not None
-               and facts.replied_at < facts.due_at)
-    daily = {(store_id, opened_on): Counters(
-        opened=1, replied=int(replied), replied_on_time=int(on_time),
-        timeouts=int(facts.timed_out), agreements=int(facts.state is State.RESOLVED),
-        interventions=int(facts.escalated))}
-    if facts.judged_at is not None and facts.ruled_for_consumer:
-        ruling = Counters(disputes=1, overturned=int(facts.overturned))
-        key = (store_id, utc_day(facts.judged_at))
-        daily[key] = daily.get(key, ZERO) + ruling
-    minutes = {}
-    if facts.replied_at is not None:
-        minutes[(store_id, opened_on, reply_minute(facts.created_at, facts.replied_at))] = 1
-    return Rollup(daily, minutes)
+    work order that does not exist adds nothing): on the UTC day it was opened, `opened`,
+    `replied`, `replied_on_time`, `timeouts`, `agreements` (resolved now),
+    `interventions` and its reply minute; on the day of a ruling for the consumer,
+    `disputes`, and `overturned` if the appeal overturned it. Nothing if it does not
+    count (`counts`)."""
+    return Rollup().include(store_id, facts)
 
 
 def delta(store_id: str, before: WorkOrderFacts | None,
@@ -237,7 +252,7 @@ def delta(store_id: str, before: WorkOrderFacts | None,
     old one (`before=None` for a new work order). Empty when nothing the metrics see moved."""
     if before == after:
         return Rollup()
-    return contribution(store_id, after).add(contribution(store_id, before), sign=-1)
+    return Rollup().include(store_id, after).include(store_id, before, sign=-1)
 
 
 def paid_order(store_id: str, paid_at: datetime) -> Rollup:

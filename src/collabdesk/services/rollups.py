@@ -40,7 +40,7 @@ def refill(rollups: RollupRepository, progress: Callable[[int], object] | None =
     after: str | None = None
     while facts := rollups.work_order_facts(after, page):
         for _, store_id, f in facts:
-            pending.add(metrics.contribution(store_id, f))
+            pending.include(store_id, f)
         read += len(facts)
         after = facts[-1][0]
         flush()
