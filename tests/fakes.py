@@ -198,7 +198,8 @@ class FakeOrders(_Repo):
     def add_many(self, orders: list[Order], now: datetime) -> None:
         ids = [o.id for o in orders]
         if len(set(ids)) < len(ids) or any(i in self.t.orders for i in ids):
-            raise AlreadyExists("an order id of the batch already exists")
+            which = f"order {ids[0]}" if len(ids) == 1 else "an order of the batch"
+            raise AlreadyExists(f"{which} already exists")
         for order in orders:
             self.t.orders[order.id] = order
 

@@ -403,7 +403,7 @@ def test_a_batch_the_database_refuses_is_retried_row_by_row(
         ctx, order_rows(["o-1", "o-2", "o-3"], consumer=world.consumer.id))
     assert result.imported == 2
     assert [line for line, _ in result.refused] == [2]
-    assert "already exists" in result.refused[0][1]
+    assert result.refused == [(2, "order o-2 already exists")]
     assert stored(container.engine).daily == {("s-taobao", NOV_3): Counters(paid_orders=3)}
 
 

@@ -138,9 +138,6 @@ class Counters:
     def __add__(self, other: Counters) -> Counters:
         return Counters(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
 
-    def __sub__(self, other: Counters) -> Counters:
-        return Counters(*(a - b for a, b in zip(self.values(), other.values(), strict=True)))
-
     def __neg__(self) -> Counters:
         return Counters(*(-a for a in self.values()))
 
@@ -297,4 +294,3 @@ def compute(platform: StorePlatform, totals: Counters,
         agreement_rate=_ratio(totals.agreements, opened),
         intervention_rate=_ratio(totals.interventions, opened),
     )
-

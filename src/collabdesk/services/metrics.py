@@ -70,8 +70,8 @@ def daily_metrics(ctx: ServiceContext, actor: Actor, store_id: str, first: date 
         raise ValidationFailed(f"from ({first}) is after to ({last})")
     span = (last - first).days + 1
     if span > DAILY_MAX_DAYS:
-        raise ValidationFailed(
-            f"from … to spans {span} days; at most {DAILY_MAX_DAYS} are shown at once")
+        raise ValidationFailed(f"from {first} to {last} spans {span} days; at most "
+                               f"{DAILY_MAX_DAYS} are shown at once")
 
     def run(uow: UnitOfWork) -> DailyReport:
         store = _store(uow, actor, store_id)

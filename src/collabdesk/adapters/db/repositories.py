@@ -163,9 +163,9 @@ class SqlOrders(_Repo):
                 {"id": o.id, "store_id": o.store_id, "consumer_id": o.consumer_id,
                  "kind": str(o.kind), "amount_cents": o.amount_cents, "paid_at": o.paid_at,
                  "created_at": now} for o in orders])
-        except IntegrityError as exc:
-            raise AlreadyExists(f"an order id of the batch already exists: {_first_line(exc)}"
-                                ) from exc
+        except IntegrityError as exc:  # the ids were checked: another writer took one
+            which = f"order {orders[0].id}" if len(orders) == 1 else "an order of the batch"
+            raise AlreadyExists(f"{which} already exists") from exc
 
 
 class SqlWorkOrders(_Repo):
@@ -511,8 +511,3 @@ class SqlIdempotency(_Repo):
         result = self.conn.execute(t.idempotency_keys.delete().where(
             tuple_(c.account_id, c.key).in_(oldest)))
         return int(result.rowcount)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
