@@ -7,6 +7,15 @@ import io
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from collabdesk.domain.metrics import (
+    Counters,
+    Rollup,
+    StoreMetrics,
+    Window,
+    WorkOrderFacts,
+    compute,
+    contribution,
+)
 from collabdesk.domain.records import Account
 from collabdesk.domain.states import Role
 from collabdesk.domain.values import (
@@ -87,3 +96,15 @@ def make_world(ctx: ServiceContext) -> World:
         world.actors[name] = actor_of(account)
         world.tokens[name] = token
     return world
+
+
+def figures(platform: StorePlatform, window: Window, paid_orders: int,
+            facts: list[WorkOrderFacts], store_id: str = "s-1") -> StoreMetrics:
+    """The figures of hand-built facts as the service gets them: each work order's
+    contribution to the rollups, summed over the window's days, with `paid_orders` orders
+    paid in the window."""
+    rollup = Rollup()
+    for f in facts:
+        rollup.add(contribution(store_id, f))
+    totals, minutes = rollup.window(store_id, *window.days)
+    return compute(platform, totals + Counters(paid_orders=paid_orders), minutes)

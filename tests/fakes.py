@@ -21,14 +21,14 @@ import io
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import BinaryIO, Self
 
 from collabdesk.domain.audit import ALL, ChainHead, ChainLink
 from collabdesk.domain.errors import AlreadyExists, ConcurrentUpdate, DuplicateOpenWorkOrder
 from collabdesk.domain.evidence import HEAD_BYTES, is_plain_text
-from collabdesk.domain.metrics import WorkOrderFacts
+from collabdesk.domain.metrics import Counters, Rollup, WorkOrderFacts, facts_of
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.policy import Policy
 from collabdesk.domain.records import (
@@ -40,7 +40,7 @@ from collabdesk.domain.records import (
     Timer,
 )
 from collabdesk.domain.timers import TimerSpec
-from collabdesk.domain.values import Contact, Order, OrderKind, Store
+from collabdesk.domain.values import Contact, Order, Store
 from collabdesk.domain.violations import LedgerEntry, Violation
 from collabdesk.services.context import ServiceContext
 from collabdesk.services.evidence_port import MAX_READ_AT, StagedFile
@@ -54,6 +54,7 @@ from collabdesk.services.ports import (
     InboxRepository,
     NoteRepository,
     OrderRepository,
+    RollupRepository,
     StoredResponse,
     StoreRepository,
     TimerRepository,
@@ -108,6 +109,7 @@ class Tables:
     violations: dict[str, Violation] = field(default_factory=dict)
     ledger: list[LedgerEntry] = field(default_factory=list)
     idempotency: dict[tuple[str, str], StoredResponse] = field(default_factory=dict)
+    rollup: Rollup = field(default_factory=Rollup)
 
 
 class FakeDatabase:
@@ -164,6 +166,9 @@ class FakeAccounts(_Repo):
         if row is not None:
             row.account = replace(row.account, handles_work_orders=value)
 
+    def get_many(self, account_ids: list[str]) -> list[Account]:
+        return [self.t.accounts[i].account for i in set(account_ids) if i in self.t.accounts]
+
 
 class FakeStores(_Repo):
     def add(self, store: Store, now: datetime) -> None:
@@ -173,6 +178,9 @@ class FakeStores(_Repo):
 
     def get(self, store_id: str) -> Store | None:
         return self.t.stores.get(store_id)
+
+    def existing(self, store_ids: list[str]) -> set[str]:
+        return {i for i in store_ids if i in self.t.stores}
 
 
 class FakeOrders(_Repo):
@@ -187,9 +195,13 @@ class FakeOrders(_Repo):
     def existing_ids(self, order_ids: list[str]) -> set[str]:
         return {i for i in order_ids if i in self.t.orders}
 
-    def count_paid(self, store_id: str, start: datetime, end: datetime) -> int:
-        return sum(1 for o in self.t.orders.values()
-                   if o.store_id == store_id and start <= o.paid_at < end)
+    def add_many(self, orders: list[Order], now: datetime) -> None:
+        ids = [o.id for o in orders]
+        if len(set(ids)) < len(ids) or any(i in self.t.orders for i in ids):
+            which = f"order {ids[0]}" if len(ids) == 1 else "an order of the batch"
+            raise AlreadyExists(f"{which} already exists")
+        for order in orders:
+            self.t.orders[order.id] = order
 
 
 def _due_key(wo: WorkOrder) -> tuple[datetime, str]:
@@ -261,18 +273,38 @@ class FakeWorkOrders(_Repo):
         rows = sorted((wo for wo in self.t.work_orders.values() if keep(wo)), key=_due_key)
         return [copy.deepcopy(wo) for wo in rows[:query.limit]]
 
-    def facts(self, store_id: str, start: datetime, end: datetime) -> list[WorkOrderFacts]:
-        def touches(wo: WorkOrder) -> bool:
-            judged = wo.judgment.judged_at if wo.judgment else None
-            return start <= wo.created_at < end or (judged is not None and start <= judged < end)
-        return [WorkOrderFacts(
-            state=wo.state, worry_free=wo.order_kind is OrderKind.WORRY_FREE,
-            created_at=wo.created_at, due_at=wo.due_at,
-            replied_at=wo.reply.replied_at if wo.reply else None,
-            timed_out=wo.timed_out_at is not None, escalated=wo.escalated_at is not None,
-            judged_at=wo.judgment.judged_at if wo.judgment else None,
-            counts_as_dispute=wo.counts_as_dispute)
-            for wo in self.t.work_orders.values() if wo.store_id == store_id and touches(wo)]
+
+class FakeRollups(_Repo):
+    """The rollup tables as one `Rollup` (entries that come to zero are dropped)."""
+
+    def apply(self, change: Rollup) -> None:
+        self.t.rollup.add(change)
+
+    def window(self, store_id: str, first: date, end: date) -> tuple[Counters, dict[int, int]]:
+        return self.t.rollup.window(store_id, first, end)
+
+    def daily(self, store_id: str, first: date, end: date
+              ) -> tuple[dict[date, Counters], dict[date, dict[int, int]]]:
+        counters = {day: c for (store, day), c in self.t.rollup.daily.items()
+                    if store == store_id and first <= day < end}
+        minutes: dict[date, dict[int, int]] = {}
+        for (store, day, minute), n in self.t.rollup.minutes.items():
+            if store == store_id and first <= day < end:
+                minutes.setdefault(day, {})[minute] = n
+        return counters, minutes
+
+    def clear(self) -> None:
+        self.t.rollup = Rollup()
+
+    def work_order_facts(self, after: str | None, limit: int
+                         ) -> list[tuple[str, str, WorkOrderFacts]]:
+        ids = sorted(i for i in self.t.work_orders if after is None or i > after)[:limit]
+        return [(i, self.t.work_orders[i].store_id, facts_of(self.t.work_orders[i]))
+                for i in ids]
+
+    def paid_orders(self, after: str | None, limit: int) -> list[tuple[str, str, datetime]]:
+        ids = sorted(i for i in self.t.orders if after is None or i > after)[:limit]
+        return [(i, self.t.orders[i].store_id, self.t.orders[i].paid_at) for i in ids]
 
 
 class FakeEvents(_Repo):
@@ -487,6 +519,7 @@ class FakeUnitOfWork:
     stores: StoreRepository
     orders: OrderRepository
     work_orders: WorkOrderRepository
+    rollups: RollupRepository
     events: EventRepository
     timers: TimerRepository
     notes: NoteRepository
@@ -511,6 +544,7 @@ class FakeUnitOfWork:
         self.stores = FakeStores(tables)
         self.orders = FakeOrders(tables)
         self.work_orders = FakeWorkOrders(tables)
+        self.rollups = FakeRollups(tables)
         self.events = FakeEvents(tables)
         self.timers = FakeTimers(tables)
         self.notes = FakeNotes(tables)

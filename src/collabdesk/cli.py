@@ -1,4 +1,5 @@
-"""The `collabdesk` command: serve, audit verify, accounts create, orders import."""
+"""The `collabdesk` command: serve, audit verify, metrics rebuild, accounts create, orders
+import."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit_sub.add_parser("verify", help="recompute every work order's hash chain")
     _db_options(verify)
 
+    metrics = sub.add_parser("metrics", help="store metric tools")
+    metrics_sub = metrics.add_subparsers(dest="metrics_command", required=True)
+    rebuild = metrics_sub.add_parser(
+        "rebuild", help="recompute the daily metric rollups from the work orders and orders")
+    _db_options(rebuild)
+
     acc = sub.add_parser("accounts", help="manage accounts")
     acc_sub = acc.add_subparsers(dest="accounts_command", required=True)
     create = acc_sub.add_parser("create", help="create an account and print its token")
@@ -96,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "audit":
             return _audit_verify(args)
+        if args.command == "metrics":
+            return _metrics_rebuild(args)
         if args.command == "accounts":
             return _accounts_create(args)
         if args.command == "openapi":
@@ -198,6 +207,19 @@ def _audit_verify(args: argparse.Namespace) -> int:
     print(f"checked {report.checked} work orders, {report.events} events: "
           f"{len(report.broken)} broken chain(s)")
     return 1 if report.broken else 0
+
+
+def _metrics_rebuild(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from collabdesk.services.rollups import rebuild
+
+    container = build(_settings(args))
+    with tqdm(desc="rebuilding metric rollups", unit="work order", file=sys.stderr,
+              disable=None) as bar:
+        read = rebuild(container.ctx, progress=bar.update)
+    print(f"rebuilt the metric rollups from {read} work order(s) and the orders")
+    return 0
 
 
 def _accounts_create(args: argparse.Namespace) -> int:

@@ -312,3 +312,132 @@ def test_metrics_are_shown_to_the_store_and_the_platform_only(world: HttpWorld) 
 
 def test_malformed_as_of_is_refused_with_validation_error(world: HttpWorld) -> None:
     assert_problem(metrics(world, as_of="26/11/2026"), 422, "validation_error")
+
+
+# ---- metrics by day -------------------------------------------------------------------------
+
+DAY_FIELDS = {
+    "day", "work_orders", "replied_on_time", "on_time_reply_rate", "timeouts",
+    "median_reply_seconds", "agreement_rate", "intervention_rate", "dispute_count",
+    "paid_orders", "dispute_rate",
+}
+NOTHING = {"work_orders": 0, "replied_on_time": 0, "on_time_reply_rate": None, "timeouts": 0,
+           "median_reply_seconds": None, "agreement_rate": None, "intervention_rate": None,
+           "dispute_count": 0, "paid_orders": 0, "dispute_rate": None}
+
+
+def daily(world: HttpWorld, who: str = "other_owner", store_id: str = "s-taobao",
+          **params: Any) -> Response:
+    return world.get(who, f"/v1/stores/{store_id}/metrics/daily", params=params)
+
+
+def by_day(answer: JSON) -> dict[str, JSON]:
+    return {d["day"]: {k: v for k, v in d.items() if k != "day"} for d in answer["days"]}
+
+
+def test_daily_metrics_default_to_the_30_days_up_to_today_each_listed(
+        world: HttpWorld) -> None:
+    got = ok(daily(world))
+    assert got.keys() == {"store_id", "platform", "metric", "from", "to", "days"}
+    assert (got["store_id"], got["platform"], got["metric"]) == (
+        "s-taobao", "taobao", "dispute_refund_rate")
+    assert (got["from"], got["to"]) == ("2026-10-04", "2026-11-02")
+    assert len(got["days"]) == 30
+    assert [d["day"] for d in got["days"][:2]] == ["2026-10-04", "2026-10-05"]
+    assert got["days"][-1]["day"] == "2026-11-02"
+    assert all(d.keys() == DAY_FIELDS for d in got["days"])
+    assert all({k: v for k, v in d.items() if k != "day"} == NOTHING for d in got["days"])
+    only_to = ok(daily(world, "owner", "s-tmall", to="2026-03-01"))
+    assert (only_to["from"], only_to["to"], only_to["metric"]) == (
+        "2026-01-31", "2026-03-01", "platform_dispute_rate")
+    assert len(only_to["days"]) == 30
+    only_from = ok(daily(world, **{"from": "2026-11-01"}))
+    assert [d["day"] for d in only_from["days"]] == ["2026-11-01", "2026-11-02"]
+
+
+def test_daily_metrics_count_each_day_what_happened_that_day(world: HttpWorld) -> None:
+    ruled = world.open(store_id="s-taobao")  # orders are paid on 2026-11-01
+    timed_out = world.open(store_id="s-taobao")
+    world.open(kind="worry_free", store_id="s-taobao")  # never counted
+    world.advance(HOUR)
+    ok(world.contact(ruled["id"], who="other_owner"), 201)
+    ok(world.reply(ruled["id"], "unresolved_no_agreement", who="other_owner",
+                   statement="no deal"))
+    ok(world.post("adjudicator", f"/v1/work-orders/{ruled['id']}/judgment", {
+        "ruling": "for_consumer", "rationale": "r",
+        "remedy": {"type": "refund", "amount_cents": 1_000}}))
+    agreed = world.open(store_id="s-taobao")
+    world.advance(HOUR)
+    ok(world.contact(agreed["id"], who="other_owner"), 201)
+    ok(world.reply(agreed["id"], "resolved_agreed", who="other_owner",
+                   agreement={"type": "exchange"}))
+    ok(world.post("consumer", f"/v1/work-orders/{agreed['id']}/consumer-response",
+                  {"accept": True}))
+    world.advance(2 * DAY)  # the timeout fired on 2026-11-03; now 2026-11-04T10:00Z
+    ok(world.post("adjudicator", f"/v1/work-orders/{timed_out['id']}/judgment", {
+        "ruling": "for_consumer", "rationale": "r",
+        "remedy": {"type": "refund", "amount_cents": 1_000}}))
+
+    got = by_day(ok(daily(world, **{"from": "2026-11-01", "to": "2026-11-04"})))
+    assert got == {
+        "2026-11-01": {**NOTHING, "paid_orders": 4, "dispute_rate": 0.0},
+        "2026-11-02": {**NOTHING, "work_orders": 3, "replied_on_time": 2,
+                       "on_time_reply_rate": pytest.approx(2 / 3), "timeouts": 1,
+                       "median_reply_seconds": 3600.0,
+                       "agreement_rate": pytest.approx(1 / 3),
+                       "intervention_rate": pytest.approx(2 / 3), "dispute_count": 1},
+        "2026-11-03": NOTHING,
+        "2026-11-04": {**NOTHING, "dispute_count": 1},
+    }
+
+    # Overturned on 2026-11-04: the ruling of 2026-11-02 no longer counts, on its day.
+    ok(world.post("other_owner", f"/v1/work-orders/{ruled['id']}/appeal",
+                  {"statement": "s"}))
+    ok(world.post("supervisor", f"/v1/work-orders/{ruled['id']}/appeal-decision",
+                  {"decision": "overturned", "rationale": "r"}))
+    again = by_day(ok(daily(world, "triage", **{"from": "2026-11-02", "to": "2026-11-04"})))
+    assert [d["dispute_count"] for d in again.values()] == [0, 0, 1]
+    # Appealed, then withdrawn: the work order no longer counts at all.
+    ok(world.post("other_owner", f"/v1/work-orders/{timed_out['id']}/appeal",
+                  {"statement": "s"}))
+    ok(world.post("consumer", f"/v1/work-orders/{timed_out['id']}/withdraw"))
+    gone = by_day(ok(daily(world, "triage", **{"from": "2026-11-02", "to": "2026-11-04"})))
+    assert gone["2026-11-02"]["work_orders"] == 2
+    assert gone["2026-11-02"]["timeouts"] == 0
+    assert gone["2026-11-04"]["dispute_count"] == 0
+
+
+def test_daily_metrics_show_up_to_366_days_within_the_calendar(world: HttpWorld) -> None:
+    year = ok(daily(world, **{"from": "2024-01-01", "to": "2024-12-31"}))  # a leap year
+    assert len(year["days"]) == 366
+    last = ok(daily(world, **{"from": "9998-12-31", "to": "9998-12-31"}))
+    assert [d["day"] for d in last["days"]] == ["9998-12-31"]
+    first = ok(daily(world, **{"from": "1970-01-01", "to": "1970-01-01"}))
+    assert [d["day"] for d in first["days"]] == ["1970-01-01"]
+    early = ok(daily(world, to="1970-01-10"))  # the default start stays in the calendar
+    assert (early["from"], len(early["days"])) == ("1970-01-01", 10)
+
+
+@pytest.mark.parametrize("params", [
+    {"from": "2026-11-03", "to": "2026-11-02"},  # from after to
+    {"from": "2026-11-03"},  # after today, the default `to`
+    {"from": "2025-01-01", "to": "2026-01-02"},  # 367 days
+    {"from": "1969-12-31", "to": "1970-01-01"},
+    {"from": "9998-12-31", "to": "9999-01-01"},
+    {"to": "2026/11/02"},
+    {"from": "yesterday"},
+])
+def test_a_bad_daily_range_is_refused_with_validation_error(
+        world: HttpWorld, params: dict[str, str]) -> None:
+    assert_problem(daily(world, **params), 422, "validation_error", params)
+    # The range is checked before the store: the same for a store one may not see.
+    assert_problem(daily(world, "other_owner", "s-tmall", **params), 422,
+                   "validation_error", params)
+
+
+def test_daily_metrics_are_shown_to_the_store_and_the_platform_only(world: HttpWorld) -> None:
+    for who in ("owner", "agent", "triage", "adjudicator", "supervisor", "admin"):
+        ok(daily(world, who, "s-tmall"))
+    assert_problem(daily(world, "other_owner", "s-tmall"), 404, "not_found")
+    assert_problem(daily(world, "consumer", "s-tmall"), 403, "forbidden")
+    assert_problem(daily(world, "triage", "s-missing"), 404, "not_found")

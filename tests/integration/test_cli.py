@@ -19,8 +19,8 @@ from collabdesk.adapters.clock import FixedClock
 from collabdesk.bootstrap import Container, build
 from collabdesk.domain.records import Account
 from collabdesk.domain.states import Role
-from collabdesk.domain.values import OrderKind, Store, StorePlatform
-from collabdesk.services import accounts, catalog
+from collabdesk.domain.values import Actor, OrderKind, Store, StorePlatform
+from collabdesk.services import accounts, catalog, metrics
 from collabdesk.settings import Settings
 from tests.builders import make_world
 from tests.conftest import START
@@ -366,3 +366,49 @@ def test_version_names_the_release(tmp_path: Path) -> None:
     run = collabdesk("--version", cwd=tmp_path)
     assert run.code == 0
     assert run.out.strip() == "collabdesk 0.1.0"
+
+
+# ---- metrics rebuild -------------------------------------------------------------------------
+
+
+def break_the_rollups(app: Container) -> None:
+    with app.engine.begin() as conn:
+        conn.execute(text("DELETE FROM store_reply_minutes"))
+        conn.execute(text("UPDATE store_daily SET opened = opened + 40 WHERE opened > 0"))
+        conn.execute(text("UPDATE store_daily SET paid_orders = 0"))
+
+
+def figures(app: Container) -> tuple[int, int, int]:
+    f = metrics.store_metrics(app.ctx, Actor("admin", Role.ADMIN), "s-tmall",
+                              START.date()).figures
+    return f.work_orders, f.paid_orders, f.replied_on_time
+
+
+def test_metrics_rebuild_recomputes_the_rollups_from_the_work_orders(
+        tmp_path: Path, data_dir: Path, sqlite_app: Container) -> None:
+    seeded_work_orders(sqlite_app)
+    assert figures(sqlite_app) == (2, 2, 0)
+    break_the_rollups(sqlite_app)
+    assert figures(sqlite_app) == (42, 0, 0)
+    run = collabdesk("metrics", "rebuild", "--data-dir", data_dir, cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert run.out.strip() == "rebuilt the metric rollups from 2 work order(s) and the orders"
+    assert figures(sqlite_app) == (2, 2, 0)
+
+
+def test_metrics_rebuild_on_postgresql_by_url(tmp_path: Path, pg_app: Container) -> None:
+    seeded_work_orders(pg_app)
+    break_the_rollups(pg_app)
+    run = collabdesk("metrics", "rebuild", "--database-url", pg_app.settings.database_url or "",
+                     cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "from 2 work order(s)" in run.out
+    assert figures(pg_app) == (2, 2, 0)
+
+
+def test_metrics_rebuild_of_an_unreachable_database_says_so(tmp_path: Path) -> None:
+    run = collabdesk("metrics", "rebuild", "--database-url",
+                     "postgresql+psycopg://nobody@127.0.0.1:1/none", cwd=tmp_path)
+    assert run.code == 2
+    assert run.err.startswith("error: cannot use the database: ")
+    assert len(run.err.strip().splitlines()) == 1

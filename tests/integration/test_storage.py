@@ -29,7 +29,7 @@ from collabdesk.domain.values import (
     Ruling,
 )
 from collabdesk.domain.violations import Severity, ViolationDecision, ViolationKind
-from collabdesk.services import metrics, violations
+from collabdesk.services import violations
 from collabdesk.services import work_orders as wos
 from collabdesk.services.context import ServiceContext
 from collabdesk.services.ports import WorkOrderQuery
@@ -234,53 +234,6 @@ def test_the_migration_builds_an_empty_database_and_reapplying_it_changes_nothin
 
 
 # ---- queries ---------------------------------------------------------------------------------
-
-
-def test_metrics_facts_cover_work_orders_created_or_judged_in_the_window(
-        ctx: ServiceContext, clock: FixedClock) -> None:
-    world = make_world(ctx)
-    start, end = START + timedelta(days=3), START + timedelta(days=20)
-    judged_late = judged_for_consumer(ctx, world, clock)  # created before, judged in window
-    clock.set(START + timedelta(days=10))
-    in_window = world.open()
-    world.open(kind=OrderKind.WORRY_FREE)
-    clock.set(START + timedelta(days=25))
-    world.open()  # after the window
-    clock.set(START + timedelta(days=5))
-    other = world.order(store_id="s-taobao")
-    wos.open_work_order(ctx, world.consumer, order_id=other.id, category=Category.OTHER,
-                        claim="other store", requested_remedy=None)
-    # judged_late was created at START, judged an hour later: move its ruling into the window
-    with ctx.uow() as uow:
-        wo = uow.work_orders.get(judged_late)
-        assert wo is not None
-        assert wo.judgment is not None
-        wo.judgment = replace(wo.judgment, judged_at=START + timedelta(days=4))
-        uow.work_orders.save(wo)
-        uow.commit()
-
-    facts = ctx.read(lambda uow: uow.work_orders.facts("s-tmall", start, end))
-    by_created = {f.created_at: f for f in facts}
-    assert set(by_created) == {START, START + timedelta(days=10)}
-    late = by_created[START]
-    assert late.judged_at == START + timedelta(days=4)
-    assert late.counts_as_dispute
-    assert late.replied_at is not None
-    assert late.escalated
-    assert not late.timed_out
-    assert not late.worry_free
-    fresh = [f for f in facts if f.created_at == START + timedelta(days=10)]
-    assert sorted(f.worry_free for f in fresh) == [False, True]
-    assert all(f.judged_at is None for f in fresh)
-    assert stored(ctx, in_window).state is State.AWAITING_MERCHANT
-
-    # The service's window: 30 days up to the end of the given day, so both standard
-    # work orders opened up to then count; the worry-free one never does.
-    report = metrics.store_metrics(ctx, world.owner, "s-tmall",
-                                   (end - timedelta(days=1)).date())
-    assert report.figures.dispute_count == 1
-    assert report.figures.work_orders == 2
-    assert report.figures.metric == "platform_dispute_rate"
 
 
 def test_list_pages_by_due_at_then_id_with_no_deadline_last(

@@ -12,7 +12,6 @@ from collabdesk.domain.metrics import (
     StoreMetrics,
     Window,
     WorkOrderFacts,
-    compute,
     counts,
 )
 from collabdesk.domain.policy import Policy
@@ -27,6 +26,7 @@ from collabdesk.domain.violations import (
     ViolationState,
 )
 from tests.actors import OWNER, SUPERVISOR, VERIFIER
+from tests.builders import figures
 
 # ---- metrics ---------------------------------------------------------------------------------
 
@@ -36,14 +36,14 @@ OPENED = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 
 def fact(state: State, *, replied_after: timedelta | None, escalated: bool = False,
          timed_out: bool = False, judged_at: datetime | None = None,
-         counts_as_dispute: bool = False, worry_free: bool = False,
+         ruled_for_consumer: bool = False, worry_free: bool = False,
          created_at: datetime = OPENED) -> WorkOrderFacts:
     return WorkOrderFacts(
         state=state, worry_free=worry_free, created_at=created_at,
         due_at=created_at + timedelta(hours=24),
         replied_at=None if replied_after is None else created_at + replied_after,
         timed_out=timed_out, escalated=escalated, judged_at=judged_at,
-        counts_as_dispute=counts_as_dispute)
+        ruled_for_consumer=ruled_for_consumer)
 
 
 # Four work orders opened in the window, one agreed (resolved):
@@ -51,13 +51,13 @@ FOUR = [
     fact(State.RESOLVED, replied_after=timedelta(hours=1)),
     fact(State.IN_ADJUDICATION, replied_after=timedelta(hours=2), escalated=True),
     fact(State.JUDGED, replied_after=timedelta(hours=23, minutes=59), escalated=True,
-         judged_at=OPENED + timedelta(days=3), counts_as_dispute=True),
+         judged_at=OPENED + timedelta(days=3), ruled_for_consumer=True),
     fact(State.IN_ADJUDICATION, replied_after=None, escalated=True, timed_out=True),
 ]
 
 
 def test_the_figures_of_four_work_orders_one_agreed() -> None:
-    assert compute(StorePlatform.TMALL, WINDOW, 8, FOUR) == StoreMetrics(
+    assert figures(StorePlatform.TMALL, WINDOW, 8, FOUR) == StoreMetrics(
         metric="platform_dispute_rate",
         dispute_count=1,
         paid_orders=8,
@@ -73,19 +73,19 @@ def test_the_figures_of_four_work_orders_one_agreed() -> None:
 
 
 def test_the_agreement_rate_is_the_share_of_resolved_work_orders() -> None:
-    assert compute(StorePlatform.TAOBAO, WINDOW, 8, FOUR).agreement_rate == 0.25
+    assert figures(StorePlatform.TAOBAO, WINDOW, 8, FOUR).agreement_rate == 0.25
 
 
 def test_withdrawn_dismissed_settled_and_worry_free_work_orders_add_nothing() -> None:
     never = [
         fact(State.WITHDRAWN, replied_after=timedelta(hours=1), escalated=True,
-             judged_at=OPENED, counts_as_dispute=True),
+             judged_at=OPENED, ruled_for_consumer=True),
         fact(State.DISMISSED, replied_after=timedelta(hours=1)),
         fact(State.SETTLED, replied_after=None),
         fact(State.WORRY_FREE, replied_after=None),
         fact(State.RESOLVED, replied_after=timedelta(hours=1), worry_free=True),
     ]
-    assert compute(StorePlatform.TMALL, WINDOW, 8, FOUR + never) == compute(
+    assert figures(StorePlatform.TMALL, WINDOW, 8, FOUR + never) == figures(
         StorePlatform.TMALL, WINDOW, 8, FOUR)
     assert [counts(f) for f in never] == [False, False, False, False, False]
 
@@ -101,15 +101,15 @@ def test_a_reply_exactly_at_due_at_is_not_on_time_a_second_before_is() -> None:
     late = fact(State.IN_ADJUDICATION, replied_after=timedelta(hours=24))
     in_time = fact(State.IN_ADJUDICATION, replied_after=timedelta(hours=24) - timedelta(
         seconds=1))
-    m = compute(StorePlatform.TMALL, WINDOW, 1, [late, in_time])
+    m = figures(StorePlatform.TMALL, WINDOW, 1, [late, in_time])
     assert (m.replied_on_time, m.on_time_reply_rate) == (1, 0.5)
 
 
 def test_a_work_order_opened_before_the_window_adds_only_its_ruling() -> None:
     before = fact(State.JUDGED, replied_after=timedelta(hours=1), escalated=True,
-                  judged_at=OPENED, counts_as_dispute=True,
+                  judged_at=OPENED, ruled_for_consumer=True,
                   created_at=datetime(2026, 10, 27, 23, 59, 59, tzinfo=UTC))
-    m = compute(StorePlatform.TAOBAO, WINDOW, 4, [before])
+    m = figures(StorePlatform.TAOBAO, WINDOW, 4, [before])
     assert (m.dispute_count, m.dispute_rate, m.work_orders, m.median_reply_seconds) == (
         1, 0.25, 0, None)
 
@@ -117,7 +117,7 @@ def test_a_work_order_opened_before_the_window_adds_only_its_ruling() -> None:
 def test_a_work_order_opened_at_the_first_instant_of_the_window_counts() -> None:
     first = fact(State.RESOLVED, replied_after=timedelta(minutes=30),
                  created_at=datetime(2026, 10, 28, 0, 0, tzinfo=UTC))
-    m = compute(StorePlatform.TAOBAO, WINDOW, 4, [first])
+    m = figures(StorePlatform.TAOBAO, WINDOW, 4, [first])
     assert (m.work_orders, m.median_reply_seconds, m.agreement_rate) == (1, 1800.0, 1.0)
 
 

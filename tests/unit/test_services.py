@@ -17,6 +17,7 @@ from collabdesk.domain.errors import (
     ReplyRequirementsNotMet,
     VersionConflict,
 )
+from collabdesk.domain.metrics import facts_of
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.records import DeliveryStatus, InboxItem, InboxKind, Note
 from collabdesk.domain.replies import ReplyOption
@@ -387,10 +388,11 @@ def test_a_writer_that_lost_a_race_is_judged_again_on_the_winners_state(
             wos.reply(ctx, world.owner, wo_id, option=ReplyOption.RESOLVED_AGREED,
                       statement=None, agreement=Remedy(RemedyType.REFUND, 1_000),
                       evidence_ids=())
+        before = facts_of(mine)
         mine.give_reply(option=ReplyOption.UNRESOLVED_NO_AGREEMENT, statement="no",
                         agreement=None, evidence_ids=(), actor=world.agent, now=clock.now(),
                         policy=ctx.policy)
-        wos.commit_change(ctx, uow, mine, State.AWAITING_MERCHANT, clock.now())
+        wos.commit_change(ctx, uow, mine, before, clock.now())
 
     with pytest.raises(InvalidTransition):
         ctx.write(slow_reply)

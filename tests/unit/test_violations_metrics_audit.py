@@ -18,7 +18,7 @@ from collabdesk.domain.errors import (
     ValidationFailed,
 )
 from collabdesk.domain.evidence import ALLOWED_MEDIA_TYPES, is_plain_text, sniff_media_type
-from collabdesk.domain.metrics import Window, WorkOrderFacts, compute, metric_name
+from collabdesk.domain.metrics import Window, WorkOrderFacts, metric_name
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.policy import Policy
 from collabdesk.domain.replies import ReplyOption
@@ -40,6 +40,7 @@ from collabdesk.domain.violations import (
     ViolationState,
 )
 from tests.actors import ADJUDICATOR, CONSUMER, OWNER, STORE_ID, SUPERVISOR, T0, VERIFIER
+from tests.builders import figures
 
 from .test_transitions import (
     ACTOR_OF,
@@ -221,18 +222,18 @@ IN_WINDOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 def facts(*, state: State = State.AWAITING_MERCHANT, worry_free: bool = False,
           created_at: datetime = IN_WINDOW, replied_after: timedelta | None = None,
           timed_out: bool = False, escalated: bool = False,
-          judged_at: datetime | None = None, counts_as_dispute: bool = False
-          ) -> WorkOrderFacts:
+          judged_at: datetime | None = None, ruled_for_consumer: bool = False,
+          overturned: bool = False) -> WorkOrderFacts:
     due_at = None if worry_free else created_at + timedelta(hours=24)
     replied_at = None if replied_after is None else created_at + replied_after
     return WorkOrderFacts(state, worry_free, created_at, due_at, replied_at, timed_out,
-                          escalated, judged_at, counts_as_dispute)
+                          escalated, judged_at, ruled_for_consumer, overturned)
 
 
-def dispute(judged_at: datetime = IN_WINDOW, *, counts: bool = True,
-            state: State = State.JUDGED) -> WorkOrderFacts:
+def dispute(judged_at: datetime = IN_WINDOW, *, for_consumer: bool = True,
+            overturned: bool = False, state: State = State.JUDGED) -> WorkOrderFacts:
     return facts(state=state, created_at=judged_at - timedelta(days=2), escalated=True,
-                 judged_at=judged_at, counts_as_dispute=counts)
+                 judged_at=judged_at, ruled_for_consumer=for_consumer, overturned=overturned)
 
 
 def test_the_window_ends_at_the_start_of_the_day_after_as_of_in_utc() -> None:
@@ -248,8 +249,8 @@ def test_the_window_ends_at_the_start_of_the_day_after_as_of_in_utc() -> None:
 def test_the_metric_is_named_by_the_stores_platform() -> None:
     assert metric_name(StorePlatform.TAOBAO) == "dispute_refund_rate"
     assert metric_name(StorePlatform.TMALL) == "platform_dispute_rate"
-    assert compute(StorePlatform.TAOBAO, WINDOW, 1, []).metric == "dispute_refund_rate"
-    assert compute(StorePlatform.TMALL, WINDOW, 1, []).metric == "platform_dispute_rate"
+    assert figures(StorePlatform.TAOBAO, WINDOW, 1, []).metric == "dispute_refund_rate"
+    assert figures(StorePlatform.TMALL, WINDOW, 1, []).metric == "platform_dispute_rate"
 
 
 def test_dispute_rate_is_disputes_in_the_window_by_ruling_time_over_paid_orders() -> None:
@@ -258,17 +259,18 @@ def test_dispute_rate_is_disputes_in_the_window_by_ruling_time_over_paid_orders(
         dispute(WINDOW.end - timedelta(seconds=1)),  # counts
         dispute(WINDOW.end),  # after the window
         dispute(WINDOW.start - timedelta(seconds=1)),  # before the window
-        dispute(counts=False),  # overturned on appeal, or ruled for the merchant
+        dispute(overturned=True),  # overturned on appeal
+        dispute(for_consumer=False),  # ruled for the merchant
         dispute(state=State.UNDER_APPEAL),  # still counts while the appeal is pending
     ]
-    m = compute(StorePlatform.TAOBAO, WINDOW, 40, judged)
+    m = figures(StorePlatform.TAOBAO, WINDOW, 40, judged)
     assert m.dispute_count == 3
     assert m.paid_orders == 40
     assert m.dispute_rate == pytest.approx(3 / 40)
 
 
 def test_dispute_rate_is_none_with_no_paid_orders() -> None:
-    m = compute(StorePlatform.TMALL, WINDOW, 0, [dispute()])
+    m = figures(StorePlatform.TMALL, WINDOW, 0, [dispute()])
     assert m.dispute_count == 1
     assert m.dispute_rate is None
 
@@ -280,7 +282,7 @@ def test_worry_free_dismissed_and_withdrawn_work_orders_never_count(state: State
         dispute(state=state),
         facts(state=state, replied_after=timedelta(hours=1), escalated=True, timed_out=True),
     ]
-    m = compute(StorePlatform.TAOBAO, WINDOW, 10, never)
+    m = figures(StorePlatform.TAOBAO, WINDOW, 10, never)
     assert (m.dispute_count, m.work_orders, m.timeouts, m.replied_on_time) == (0, 0, 0, 0)
     assert m.dispute_rate == 0.0
     assert m.on_time_reply_rate is None
@@ -288,7 +290,7 @@ def test_worry_free_dismissed_and_withdrawn_work_orders_never_count(state: State
 
 def test_a_worry_free_order_never_counts_whatever_its_state() -> None:
     flagged = dataclasses.replace(dispute(), worry_free=True)
-    m = compute(StorePlatform.TAOBAO, WINDOW, 10, [flagged])
+    m = figures(StorePlatform.TAOBAO, WINDOW, 10, [flagged])
     assert (m.dispute_count, m.work_orders) == (0, 0)
 
 
@@ -303,7 +305,7 @@ def test_work_order_figures_cover_those_opened_in_the_window() -> None:
         facts(state=State.RESOLVED, created_at=WINDOW.start - timedelta(seconds=1),
               replied_after=timedelta(hours=1)),
     ]
-    m = compute(StorePlatform.TMALL, WINDOW, 100, opened)
+    m = figures(StorePlatform.TMALL, WINDOW, 100, opened)
     assert m.work_orders == 4
     assert m.replied_on_time == 2
     assert m.on_time_reply_rate == pytest.approx(2 / 4)
@@ -314,7 +316,7 @@ def test_work_order_figures_cover_those_opened_in_the_window() -> None:
 
 
 def test_rates_are_none_when_no_work_order_was_opened() -> None:
-    m = compute(StorePlatform.TMALL, WINDOW, 5, [])
+    m = figures(StorePlatform.TMALL, WINDOW, 5, [])
     assert (m.work_orders, m.dispute_count, m.dispute_rate) == (0, 0, 0.0)
     assert m.on_time_reply_rate is None
     assert m.median_reply_seconds is None

@@ -55,6 +55,8 @@ T = TypeVar("T")
 Time = Annotated[str, WithJsonSchema(
     {"type": "string", "format": "date-time",
      "description": "ISO 8601 in UTC with `Z`, e.g. `2026-11-02T08:00:00Z`"})]
+Day = Annotated[str, WithJsonSchema(
+    {"type": "string", "format": "date", "description": "a UTC day, `YYYY-MM-DD`"})]
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
 MediaType = Annotated[str, WithJsonSchema(
     {"type": "string", "enum": list(ALLOWED_MEDIA_TYPES)})]
@@ -390,6 +392,36 @@ class StoreMetrics(Out):
     median_reply_seconds: Number | None
     agreement_rate: Number | None
     intervention_rate: Number | None
+
+
+class DayMetrics(Out):
+    """One UTC day's figures (rules.md §8, by day): the work orders opened that day and
+    what became of them, the rulings given that day, the orders paid that day. A rate is
+    null when there is nothing to divide by."""
+
+    day: Day
+    work_orders: int
+    replied_on_time: int
+    on_time_reply_rate: Number | None
+    timeouts: int
+    median_reply_seconds: Number | None
+    agreement_rate: Number | None
+    intervention_rate: Number | None
+    dispute_count: int
+    paid_orders: int
+    dispute_rate: Number | None
+
+
+class DailyMetrics(Out):
+    """A store's figures day by day, one entry per day from `from` to `to` (both
+    included), days without anything included."""
+
+    store_id: str
+    platform: StorePlatform
+    metric: Literal["dispute_refund_rate", "platform_dispute_rate"]
+    from_: Day = Field(alias="from")
+    to: Day
+    days: list[DayMetrics]
 
 
 class ServiceInfo(Out):

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from collabdesk.domain import metrics
 from collabdesk.domain.bounds import check_cents, check_id, check_instant
 from collabdesk.domain.errors import CollabdeskError, Forbidden, NotFound, ValidationFailed
+from collabdesk.domain.records import Account
 from collabdesk.domain.states import Role
 from collabdesk.domain.values import Actor, Order, OrderKind, Store
 
@@ -52,9 +54,8 @@ def _check_order(order: Order) -> None:
     check_instant(order.paid_at, "paid_at")
 
 
-def _consumer_problem(uow: UnitOfWork, consumer_id: str) -> CollabdeskError | None:
+def _consumer_problem(account: Account | None, consumer_id: str) -> CollabdeskError | None:
     """An order belongs to a consumer account: an unknown id or another role is refused."""
-    account = uow.accounts.get(consumer_id)
     if account is None:
         return NotFound(f"consumer {consumer_id} not found")
     if account.role is not Role.CONSUMER:
@@ -70,9 +71,11 @@ def create_order(ctx: ServiceContext, actor: Actor | None, order: Order) -> Orde
     def run(uow: UnitOfWork) -> Order:
         if uow.stores.get(order.store_id) is None:
             raise NotFound(f"store {order.store_id} not found")
-        if (problem := _consumer_problem(uow, order.consumer_id)) is not None:
+        consumer = uow.accounts.get(order.consumer_id)
+        if (problem := _consumer_problem(consumer, order.consumer_id)) is not None:
             raise problem
         uow.orders.add(order, ctx.clock.now())
+        uow.rollups.apply(metrics.paid_order(order.store_id, order.paid_at))
         return order
     return ctx.write(run)
 
@@ -123,30 +126,35 @@ def _shown(value: object) -> str:
 
 def _import_batch(ctx: ServiceContext, batch: list[tuple[int, Order]],
                   result: ImportResult) -> None:
-    """One transaction for the batch: refusals are decided row by row before inserting.
+    """One transaction for the batch: refusals are decided row by row before inserting,
+    with one query for the batch's stores, one for its consumers and one for its ids;
+    then one insert of the accepted orders and one change of the rollups (paid orders).
     If the database still refuses the batch (a concurrent writer took an id), each row
     is tried in a transaction of its own, so only the bad rows are lost."""
     def run(uow: UnitOfWork) -> list[tuple[int, str]]:
         refused: list[tuple[int, str]] = []
-        stores: dict[str, bool] = {}
-        consumers: dict[str, CollabdeskError | None] = {}
-        existing = uow.orders.existing_ids([o.id for _, o in batch])
+        orders = [o for _, o in batch]
+        stores = uow.stores.existing(sorted({o.store_id for o in orders}))
+        accounts = {a.id: a for a in uow.accounts.get_many(
+            sorted({o.consumer_id for o in orders}))}
+        existing = uow.orders.existing_ids([o.id for o in orders])
+        accepted: list[Order] = []
         seen: set[str] = set()
-        now = ctx.clock.now()
+        paid = metrics.Rollup()
         for line, order in batch:
             if order.store_id not in stores:
-                stores[order.store_id] = uow.stores.get(order.store_id) is not None
-            if order.consumer_id not in consumers:
-                consumers[order.consumer_id] = _consumer_problem(uow, order.consumer_id)
-            if not stores[order.store_id]:
                 refused.append((line, f"unknown store {order.store_id}"))
-            elif (problem := consumers[order.consumer_id]) is not None:
+            elif (problem := _consumer_problem(accounts.get(order.consumer_id),
+                                               order.consumer_id)) is not None:
                 refused.append((line, problem.detail))
             elif order.id in existing or order.id in seen:
                 refused.append((line, f"order {order.id} already exists"))
             else:
-                uow.orders.add(order, now)
+                accepted.append(order)
                 seen.add(order.id)
+                paid.add(metrics.paid_order(order.store_id, order.paid_at))
+        uow.orders.add_many(accepted, ctx.clock.now())
+        uow.rollups.apply(paid)
         return refused
 
     try:

@@ -5,11 +5,11 @@ the clocks; tests/fakes.py implements them in memory."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol, Self
 
 from collabdesk.domain.audit import ChainHead, ChainLink
-from collabdesk.domain.metrics import WorkOrderFacts
+from collabdesk.domain.metrics import Counters, Rollup, WorkOrderFacts
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.records import (
     Account,
@@ -62,18 +62,24 @@ class AccountRepository(Protocol):
     def set_token_hash(self, account_id: str, token_hash: str) -> None: ...
     def store_staff(self, store_id: str) -> list[Account]: ...
     def set_handles_work_orders(self, account_id: str, value: bool) -> None: ...
+    def get_many(self, account_ids: list[str]) -> list[Account]:
+        """The accounts among these ids that exist, in no particular order."""
 
 
 class StoreRepository(Protocol):
     def add(self, store: Store, now: datetime) -> None: ...
     def get(self, store_id: str) -> Store | None: ...
+    def existing(self, store_ids: list[str]) -> set[str]:
+        """Which of these stores exist."""
 
 
 class OrderRepository(Protocol):
     def add(self, order: Order, now: datetime) -> None: ...
     def get(self, order_id: str) -> Order | None: ...
     def existing_ids(self, order_ids: list[str]) -> set[str]: ...
-    def count_paid(self, store_id: str, start: datetime, end: datetime) -> int: ...
+    def add_many(self, orders: list[Order], now: datetime) -> None:
+        """Insert new orders in one statement; AlreadyExists if any id is taken (the
+        caller's transaction is then spoilt: roll it back)."""
 
 
 class WorkOrderRepository(Protocol):
@@ -90,7 +96,30 @@ class WorkOrderRepository(Protocol):
     def add_contact(self, contact: Contact) -> None: ...
     def has_open(self, order_id: str) -> bool: ...
     def query(self, query: WorkOrderQuery) -> list[WorkOrder]: ...
-    def facts(self, store_id: str, start: datetime, end: datetime) -> list[WorkOrderFacts]: ...
+
+
+class RollupRepository(Protocol):
+    """The daily metric rollups (domain/metrics.py): counters per (store, UTC day) and
+    reply counts per (store, day, minute), changed in the transaction of the facts."""
+
+    def apply(self, change: Rollup) -> None:
+        """Add a change (the deltas of any number of work orders, orders, stores and days)
+        to the rollups: one upsert per table, rows in key order; nothing when empty."""
+    def window(self, store_id: str, first: date, end: date) -> tuple[Counters, dict[int, int]]:
+        """The store's counters summed over the days [first, end), and its reply counts by
+        minute."""
+    def daily(self, store_id: str, first: date, end: date
+              ) -> tuple[dict[date, Counters], dict[date, dict[int, int]]]:
+        """The store's counters and reply minutes of each day in [first, end) that has
+        any (days without a row are left out)."""
+    def clear(self) -> None:
+        """Empty the rollups, and keep other writers of rollups waiting until this
+        transaction ends (a rebuild refills them in the same transaction)."""
+    def work_order_facts(self, after: str | None, limit: int
+                         ) -> list[tuple[str, str, WorkOrderFacts]]:
+        """A page of (work order id, store id, facts) by id, after the id `after`."""
+    def paid_orders(self, after: str | None, limit: int) -> list[tuple[str, str, datetime]]:
+        """A page of (order id, store id, paid_at) by id, after the id `after`."""
 
 
 class EventRepository(Protocol):
@@ -191,6 +220,7 @@ class UnitOfWork(Protocol):
     stores: StoreRepository
     orders: OrderRepository
     work_orders: WorkOrderRepository
+    rollups: RollupRepository
     events: EventRepository
     timers: TimerRepository
     notes: NoteRepository

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from collabdesk.domain import metrics
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.records import Timer
 from collabdesk.domain.states import State
@@ -39,6 +40,7 @@ def _apply(ctx: ServiceContext, writes: Writes, timer: Timer, wo: WorkOrder) -> 
     # so a chain of timers fires on schedule, but never before the last change.
     at = max(timer.due_at, wo.state_entered_at)
     before = wo.state
+    facts = metrics.facts_of(wo)
     kind = TimerKind(timer.kind)
     if kind is TimerKind.REMINDER:
         if wo.reply_window_open(at):
@@ -53,7 +55,7 @@ def _apply(ctx: ServiceContext, writes: Writes, timer: Timer, wo: WorkOrder) -> 
     else:
         changed = wo.mark_sla_overdue(State.IN_ADJUDICATION, SYSTEM_ACTOR, at)
     if changed:
-        stage_change(ctx, writes, wo, before, at)
+        stage_change(ctx, writes, wo, facts, at)
     return wo.state is not before
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collabdesk.domain import metrics
 from collabdesk.domain.audit import ALL
 from collabdesk.domain.errors import Forbidden, NotFound, ValidationFailed
 from collabdesk.domain.states import MERCHANT_ROLES, PLATFORM_ROLES, Role
@@ -44,8 +45,9 @@ def record_violation(ctx: ServiceContext, actor: Actor, *, store_id: str, work_o
         uow.violations.append_ledger(violation.ledger_entry(new_id("pts")))
         if evidence_ids:
             uow.evidence.attach(list(evidence_ids), wo.id, now, ALL)
+        before = metrics.facts_of(wo)
         wo.record_violation(violation.id, str(severity), violation.points, actor, now)
-        commit_change(ctx, uow, wo, wo.state, now)
+        commit_change(ctx, uow, wo, before, now)
         return violation
     return ctx.write(run)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+from collabdesk.domain import metrics
 from collabdesk.domain.audit import ALL, PLATFORM, VISIBILITIES, ChainLink, extend
 from collabdesk.domain.errors import NotFound, ValidationFailed, VersionConflict
 from collabdesk.domain.model import WorkOrder
@@ -52,6 +53,7 @@ class Writes:
     links: list[ChainLink] = field(default_factory=list)
     cancelled: list[tuple[str, datetime]] = field(default_factory=list)
     scheduled: list[tuple[str, TimerSpec, datetime]] = field(default_factory=list)
+    rollups: metrics.Rollup = field(default_factory=metrics.Rollup)
 
     def __post_init__(self) -> None:
         self.notices = notifications.Notices(self.uow)
@@ -66,15 +68,19 @@ class Writes:
                                        for wo, loaded, seen in self.saved.values()])
         uow.events.append(self.links)
         uow.timers.schedule_many(self.scheduled)
+        uow.rollups.apply(self.rollups)
         self.notices.flush()
         self.added, self.saved, self.links = [], {}, []
-        self.cancelled, self.scheduled = [], []
+        self.cancelled, self.scheduled, self.rollups = [], [], metrics.Rollup()
 
 
-def stage_change(ctx: ServiceContext, writes: Writes, wo: WorkOrder, before: State | None,
-                 now: datetime) -> None:
+def stage_change(ctx: ServiceContext, writes: Writes, wo: WorkOrder,
+                 before: metrics.WorkOrderFacts | None, now: datetime) -> None:
     """Stage a changed aggregate's writes: guarded save, audit events, timers,
-    notifications.
+    notifications, and the change to its store's metric rollups.
+
+    `before` is `metrics.facts_of(wo)` as loaded, taken before the change (None for a new
+    work order): the rollups move by `metrics.delta(before, after)`.
 
     The work order row was loaded with its lock (a writing unit of work), so changes to
     one work order queue rather than conflict, and the guarded save only guards. Its
@@ -82,7 +88,7 @@ def stage_change(ctx: ServiceContext, writes: Writes, wo: WorkOrder, before: Sta
     the chains whose heads the row keeps, in the same transaction. A change only the
     platform can see (a platform-only note) does not move the version parties see.
     """
-    state_changed = wo.state is not before
+    state_changed = before is None or wo.state is not before.state
     if state_changed and before is not None:
         writes.cancelled.append((wo.id, now))
     events, wo.events = wo.events, []
@@ -100,11 +106,12 @@ def stage_change(ctx: ServiceContext, writes: Writes, wo: WorkOrder, before: Sta
         writes.saved[wo.id] = (wo, loaded, seen or seen_by_parties)
     if state_changed:
         writes.scheduled += [(wo.id, spec, now) for spec in timers_for(wo, ctx.policy)]
+    writes.rollups.add(metrics.delta(wo.store_id, before, metrics.facts_of(wo)))
     notifications.on_events(writes.notices, wo, events)
 
 
 def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,
-                  before: State | None, now: datetime) -> None:
+                  before: metrics.WorkOrderFacts | None, now: datetime) -> None:
     """Persist one changed aggregate (see `stage_change`)."""
     writes = Writes(uow)
     stage_change(ctx, writes, wo, before, now)
@@ -142,7 +149,7 @@ def _change(ctx: ServiceContext, actor: Actor, work_order_id: str,
         wo = visible_work_order(uow, actor, work_order_id)
         _check_version(wo, expected_version)
         _usable_evidence(uow, actor, wo, evidence_ids)
-        before = wo.state
+        before = metrics.facts_of(wo)
         result = act(uow, wo, now)
         if evidence_ids:
             uow.evidence.attach(list(evidence_ids), wo.id, now, evidence_visibility)

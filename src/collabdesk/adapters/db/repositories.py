@@ -15,7 +15,6 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
-    func,
     insert,
     literal,
     or_,
@@ -29,7 +28,6 @@ from sqlalchemy.exc import IntegrityError
 
 from collabdesk.domain.audit import ALL, PLATFORM, ChainHead, ChainLink
 from collabdesk.domain.errors import AlreadyExists, ConcurrentUpdate, DuplicateOpenWorkOrder
-from collabdesk.domain.metrics import WorkOrderFacts
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.records import (
     Account,
@@ -41,7 +39,7 @@ from collabdesk.domain.records import (
     Note,
     Timer,
 )
-from collabdesk.domain.states import Role, State
+from collabdesk.domain.states import Role
 from collabdesk.domain.timers import TimerSpec
 from collabdesk.domain.values import (
     Contact,
@@ -120,6 +118,12 @@ class SqlAccounts(_Repo):
         self.conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
                           .values(handles_work_orders=value))
 
+    def get_many(self, account_ids: list[str]) -> list[Account]:
+        if not account_ids:
+            return []
+        rows = self.conn.execute(select(t.accounts).where(t.accounts.c.id.in_(account_ids)))
+        return [_account(r._mapping) for r in rows]
+
 
 _STORE_BY_ID = select(t.stores).where(t.stores.c.id == bindparam("id"))
 
@@ -138,6 +142,12 @@ class SqlStores(_Repo):
             return None
         m = row._mapping
         return Store(m["id"], m["name"], StorePlatform(m["platform"]))
+
+    def existing(self, store_ids: list[str]) -> set[str]:
+        if not store_ids:
+            return set()
+        rows = self.conn.execute(select(t.stores.c.id).where(t.stores.c.id.in_(store_ids)))
+        return {r[0] for r in rows}
 
 
 _ORDER_BY_ID = select(t.orders).where(t.orders.c.id == bindparam("id"))
@@ -168,11 +178,18 @@ class SqlOrders(_Repo):
         rows = self.conn.execute(select(t.orders.c.id).where(t.orders.c.id.in_(order_ids)))
         return {r[0] for r in rows}
 
-    def count_paid(self, store_id: str, start: datetime, end: datetime) -> int:
-        c = t.orders.c
-        n = self.conn.execute(select(func.count()).select_from(t.orders).where(
-            c.store_id == store_id, c.paid_at >= start, c.paid_at < end)).scalar_one()
-        return int(n)
+    def add_many(self, orders: list[Order], now: datetime) -> None:
+        # One executemany, no savepoint: a taken id spoils the caller's transaction.
+        if not orders:
+            return
+        try:
+            self.conn.execute(insert(t.orders), [
+                {"id": o.id, "store_id": o.store_id, "consumer_id": o.consumer_id,
+                 "kind": str(o.kind), "amount_cents": o.amount_cents, "paid_at": o.paid_at,
+                 "created_at": now} for o in orders])
+        except IntegrityError as exc:  # the ids were checked: another writer took one
+            which = f"order {orders[0].id}" if len(orders) == 1 else "an order of the batch"
+            raise AlreadyExists(f"{which} already exists") from exc
 
 
 _WO = t.work_orders.c
@@ -257,20 +274,6 @@ class SqlWorkOrders(_Repo):
                 literal(due or FAR_FUTURE, UTCDateTime), literal(last_id)))
         stmt = stmt.order_by(c.sort_due_at, c.id).limit(query.limit)
         return [work_order_from_row(r) for r in self.conn.execute(stmt)]
-
-    def facts(self, store_id: str, start: datetime, end: datetime) -> list[WorkOrderFacts]:
-        c = t.work_orders.c
-        rows = self.conn.execute(
-            select(c.state, c.order_kind, c.created_at, c.due_at, c.replied_at,
-                   c.timed_out_at, c.escalated_at, c.judged_at, c.counts_as_dispute)
-            .where(c.store_id == store_id,
-                   or_(and_(c.created_at >= start, c.created_at < end),
-                       and_(c.judged_at >= start, c.judged_at < end))))
-        return [WorkOrderFacts(
-            state=State(r.state), worry_free=r.order_kind == OrderKind.WORRY_FREE,
-            created_at=r.created_at, due_at=r.due_at, replied_at=r.replied_at,
-            timed_out=r.timed_out_at is not None, escalated=r.escalated_at is not None,
-            judged_at=r.judged_at, counts_as_dispute=r.counts_as_dispute) for r in rows]
 
 
 def _link(m: Any) -> ChainLink:

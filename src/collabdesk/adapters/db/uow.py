@@ -17,6 +17,7 @@ from collabdesk.services.ports import (
     InboxRepository,
     NoteRepository,
     OrderRepository,
+    RollupRepository,
     StoreRepository,
     TimerRepository,
     ViolationRepository,
@@ -38,6 +39,7 @@ from .repositories import (
     SqlViolations,
     SqlWorkOrders,
 )
+from .rollups import SqlRollups
 
 
 class SqlUnitOfWork:
@@ -45,6 +47,7 @@ class SqlUnitOfWork:
     stores: StoreRepository
     orders: OrderRepository
     work_orders: WorkOrderRepository
+    rollups: RollupRepository
     events: EventRepository
     timers: TimerRepository
     notes: NoteRepository
@@ -69,6 +72,7 @@ class SqlUnitOfWork:
         self.stores = SqlStores(conn)
         self.orders = SqlOrders(conn)
         self.work_orders = SqlWorkOrders(conn, lock=self._write)
+        self.rollups = SqlRollups(conn)
         self.events = SqlEvents(conn)
         self.timers = SqlTimers(conn)
         self.notes = SqlNotes(conn)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
+from collabdesk.domain.metrics import metric_name
 from collabdesk.domain.values import utc_iso
 from collabdesk.services import metrics as metrics_svc
 from collabdesk.services import violations as svc
@@ -118,4 +119,39 @@ def store_metrics(store_id: PathId, ctx: Ctx, caller: Caller,
         "replied_on_time": f.replied_on_time, "on_time_reply_rate": f.on_time_reply_rate,
         "timeouts": f.timeouts, "median_reply_seconds": f.median_reply_seconds,
         "agreement_rate": f.agreement_rate, "intervention_rate": f.intervention_rate,
+    }
+
+
+@router.get("/v1/stores/{store_id}/metrics/daily", response_model=m.DailyMetrics,
+            summary="A store's metrics day by day",
+            responses=problems(
+                not_found=_NO_STORE,
+                forbidden="the caller is neither the store's nor the platform's",
+                validation_error="`from` is after `to`, or they span more than 366 days"))
+def daily_metrics(store_id: PathId, ctx: Ctx, caller: Caller,
+                  from_: Annotated[OptionalDay, Query(
+                      alias="from", description="the first day (UTC); default: 29 days "
+                                                "before `to`")] = None,
+                  to: Annotated[OptionalDay, Query(
+                      description="the last day (UTC); default: today")] = None,
+                  ) -> dict[str, Any]:
+    """The store's figures of each UTC day from `from` to `to`, both included (default:
+    `to` today, `from` 29 days before it; at most 366 days): the work orders opened that
+    day (on-time replies, timeouts, median reply time, agreement and intervention rates),
+    the disputes ruled that day and the orders paid that day, with their dispute rate
+    (rules.md §8). Every day is listed, with zeros and null rates when nothing happened.
+    **The store's merchants, the platform staff and admin.**"""
+    report = metrics_svc.daily_metrics(ctx, caller, store_id, from_, to)
+    return {
+        "store_id": report.store.id, "platform": str(report.store.platform),
+        "metric": metric_name(report.store.platform),
+        "from": report.first.isoformat(), "to": report.last.isoformat(),
+        "days": [{
+            "day": day.isoformat(), "work_orders": f.work_orders,
+            "replied_on_time": f.replied_on_time, "on_time_reply_rate": f.on_time_reply_rate,
+            "timeouts": f.timeouts, "median_reply_seconds": f.median_reply_seconds,
+            "agreement_rate": f.agreement_rate, "intervention_rate": f.intervention_rate,
+            "dispute_count": f.dispute_count, "paid_orders": f.paid_orders,
+            "dispute_rate": f.dispute_rate,
+        } for day, f in report.days],
     }
