@@ -46,7 +46,12 @@ def test_after_downtime_overdue_timers_fire_oldest_first_and_record_how_late(
         opened.append(world.open())
     clock.set(START + timedelta(hours=71))  # before the first adjudication SLA falls due
     small = replace(ctx, timer_batch_size=1)  # one timer per batch: the order shows
-    assert fire_due_timers(small) == 9  # 2 reminders + 1 timeout each
+    heard: list[tuple[str, timedelta]] = []
+    assert fire_due_timers(small, observe=lambda timers, at: heard.extend(
+        (t.kind, at - t.due_at) for t in timers)) == 9  # 2 reminders + 1 timeout each
+    assert [late for kind, late in heard if kind == "reply_timeout"] == [
+        timedelta(hours=47), timedelta(hours=46), timedelta(hours=45)]
+    assert len(heard) == 9
 
     timeouts = _timer_rows(container.engine, "reply_timeout")
     assert [wo_id for wo_id, _, _ in timeouts] == opened

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,25 +63,30 @@ def _apply(ctx: ServiceContext, writes: Writes, timer: Timer, wo: WorkOrder) -> 
 @dataclass(frozen=True)
 class BatchResult:
     found: int  # due timers locked (0: nothing left that this runner may take)
-    fired: int
+    fired: list[Timer]
+
+
+# Told of the timers a batch fired, with when, once they are committed (the runner's
+# metrics: counts by kind, lateness).
+Observer = Callable[[list[Timer], datetime], None]
 
 
 def _fire_batch(ctx: ServiceContext, uow: UnitOfWork, *, horizon: datetime,
                 stamp: datetime, exclude: frozenset[int]) -> BatchResult:
     due = uow.timers.lock_due(horizon, ctx.timer_batch_size, exclude)
     writes = Writes(uow)
-    fired: list[int] = []
+    fired: list[Timer] = []
     moved: set[str] = set()  # work orders whose state changed in this batch
     for timer, wo in due:
         if wo.id in moved:
             continue  # made moot earlier in the batch: cancelled with the others
-        fired.append(timer.id)
+        fired.append(timer)
         if _apply(ctx, writes, timer, wo):
             moved.add(wo.id)
-    if uow.timers.mark_fired(fired, stamp) != len(fired):
+    if uow.timers.mark_fired([t.id for t in fired], stamp) != len(fired):
         raise _BatchMiss("a locked timer was no longer pending")
     writes.flush()
-    return BatchResult(len(due), len(fired))
+    return BatchResult(len(due), fired)
 
 
 class _BatchMiss(Exception):
@@ -106,11 +112,11 @@ def _fire_singly(ctx: ServiceContext, horizon: datetime, stamp: datetime,
                  failed: set[int]) -> BatchResult:
     due = [t for t in ctx.read(lambda uow: uow.timers.due(
         horizon, ctx.timer_batch_size + len(failed))) if t.id not in failed]
-    fired = 0
+    fired = []
     for timer in due:
         try:
             if _fire_one(ctx, timer, stamp):
-                fired += 1
+                fired.append(timer)
         except Exception:
             log.exception("timer %s (%s) of work order %s failed; it stays due",
                           timer.id, timer.kind, timer.work_order_id)
@@ -118,12 +124,13 @@ def _fire_singly(ctx: ServiceContext, horizon: datetime, stamp: datetime,
     return BatchResult(len(due), fired)
 
 
-def fire_due_timers(ctx: ServiceContext, now: datetime | None = None) -> int:
+def fire_due_timers(ctx: ServiceContext, now: datetime | None = None, *,
+                    observe: Observer | None = None) -> int:
     """Fire every timer due at or before `now` (default: the clock), oldest first,
     including those that firing schedules within the same horizon. Returns how many.
 
     Each timer's `fired_at` is when it was fired (the clock's time, or `now` if given),
-    so `fired_at - due_at` is how late it was.
+    so `fired_at - due_at` is how late it was; `observe` hears of each committed batch.
     """
     horizon = now or ctx.clock.now()
     fired = 0
@@ -136,6 +143,8 @@ def fire_due_timers(ctx: ServiceContext, now: datetime | None = None) -> int:
         except Exception:
             log.warning("a batch of timers failed; firing them one by one", exc_info=True)
             result = _fire_singly(ctx, horizon, stamp, failed)
-        fired += result.fired
+        fired += len(result.fired)
+        if observe is not None and result.fired:
+            observe(result.fired, stamp)
         if result.found == 0:
             return fired
