@@ -463,3 +463,19 @@ def test_timers_status_prints_pending_overdue_fired_and_lateness(tmp_path: Path)
     ]
     assert lines[5].startswith("  oldest overdue   25.")  # minutes, and the seconds it ran
     assert lines[5].endswith(" min (the oldest of 2 due, unfired)")
+
+
+def test_the_runner_counts_by_kind_what_it_fired_chained_timers_included(
+        container: Container, clock: FixedClock) -> None:
+    world = make_world(container.ctx)
+    world.open()
+    clock.set(START + timedelta(hours=100))  # past the timeout and its adjudication SLA
+    kinds = ("reminder", "reply_timeout", "adjudication_sla", "unknown")
+    before = {kind: _fired_total(kind) for kind in kinds}
+    lateness = _sample("collabdesk_timer_lateness_seconds_sum")
+    assert DeadlineRunner(container.ctx, 1.0, engine=container.engine).run_once() == 4
+    counted = {kind: _fired_total(kind) - before[kind] for kind in kinds}
+    # the SLA was scheduled by the timeout, during the tick, due at START + 72 h
+    assert counted == {"reminder": 2, "reply_timeout": 1, "adjudication_sla": 1, "unknown": 0}
+    late_by = [100 - 12, 100 - 22, 100 - 24, 100 - 72]  # hours
+    assert _sample("collabdesk_timer_lateness_seconds_sum") - lateness == sum(late_by) * 3600

@@ -1,8 +1,9 @@
 """The timers' Prometheus metrics.
 
 - `collabdesk_timers_fired_total{kind}` (counter) and `collabdesk_timer_lateness_seconds`
-  (histogram of fired_at - due_at) are observed by the process that fires: after each
-  tick the runner reads back the timers it fired (`observe_tick`).
+  (histogram of fired_at - due_at) are observed by the process that fires: the runner
+  notes the due timers before each tick and reads back those it fired after it
+  (`before_tick`, `observe_tick`), by primary key.
 - `collabdesk_timers_pending{kind}`, `collabdesk_timers_due{kind}` and
   `collabdesk_timers_oldest_overdue_seconds` are gauges of the database's state, computed
   when scraped (`TimerGauges`), so any process serving /metrics reports the same figures.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -44,6 +46,8 @@ LATENESS = Histogram("collabdesk_timer_lateness_seconds",
                      "How late timers fired: fired_at - due_at", buckets=LATENESS_BUCKETS)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# At most this many due timers are noted before a tick to be read back after it.
+READ_BACK = 5000
 
 
 def observe(fired: list[FiredTimer]) -> None:
@@ -52,23 +56,45 @@ def observe(fired: list[FiredTimer]) -> None:
         LATENESS.observe(timer.lateness_seconds)
 
 
-def observe_tick(engine: Engine, horizon: datetime, end: datetime, count: int
-                 ) -> list[FiredTimer]:
-    """Observe the `count` timers this process just fired with `fire_due_timers(ctx,
-    horizon)`, read back from the table (fired_at in [horizon, end]); returns them.
+@dataclass(frozen=True)
+class TickStart:
+    """What the runner notes before a tick, to find afterwards what it fired."""
 
-    Another process firing in the same instant fires other timers in the same window:
-    those that carry this call's horizon as fired_at are this call's; failing that, the
-    first `count` of the window stand in for them (the total stays exact, the split by
-    kind and the lateness approximate)."""
+    horizon: datetime
+    due_ids: list[int]
+    max_id: int
+
+
+def before_tick(engine: Engine, horizon: datetime) -> TickStart:
+    """Note the timers due at `horizon` (up to READ_BACK of them) and the newest id."""
+    with engine.connect() as conn:
+        newest = timer_stats.max_id(conn)
+        due = timer_stats.due_ids(conn, horizon, READ_BACK)
+    return TickStart(horizon, due, newest)
+
+
+def observe_tick(engine: Engine, start: TickStart, end: datetime, count: int
+                 ) -> list[FiredTimer]:
+    """Observe the `count` timers this process fired with `fire_due_timers(ctx,
+    start.horizon)`, read back by primary key: those due when the tick began and those
+    scheduled during it, fired between the horizon and `end`. Returns them.
+
+    Another runner firing at the same time fires other timers among the same ones: those
+    that carry this call's horizon as fired_at are this call's; failing that, the first
+    `count` stand in for them (the total stays exact, the split by kind and the lateness
+    approximate). What cannot be read back (past READ_BACK due at once) counts as kind
+    "unknown"."""
     if count <= 0:
         return []
     with engine.connect() as conn:
-        window = timer_stats.fired_between(conn, horizon, end)
+        window = timer_stats.fired_among(conn, start.due_ids, start.max_id, start.horizon,
+                                         end)
     if len(window) > count:
-        mine = [f for f in window if f.fired_at == horizon]
+        mine = [f for f in window if f.fired_at == start.horizon]
         window = mine if len(mine) == count else window[:count]
     observe(window)
+    if len(window) < count:
+        FIRED.labels("unknown").inc(count - len(window))
     return window
 
 

@@ -159,9 +159,10 @@ class DeadlineRunner:
         guard: AbstractContextManager[object] = self.lock if self._serial else nullcontext()
         with guard:
             horizon = self._ctx.clock.now()
+            noted = self._note(horizon)
             fired = fire_due_timers(self._ctx, horizon)
         if fired:
-            self._report(horizon, fired)
+            self._report(noted, fired)
         return fired
 
     def purge_once(self) -> int:
@@ -171,13 +172,24 @@ class DeadlineRunner:
             purged += batch
         return purged
 
-    def _report(self, horizon: datetime, fired: int) -> None:
+    def _note(self, horizon: datetime) -> metrics.TickStart | None:
         if self._engine is None:
+            return None
+        try:
+            return metrics.before_tick(self._engine, horizon)
+        except Exception:  # only the figures would be missing: fire anyway
+            log.exception("noting the due timers for the metrics failed")
+            return None
+
+    def _report(self, noted: metrics.TickStart | None, fired: int) -> None:
+        if self._engine is None or noted is None:
+            metrics.FIRED.labels("unknown").inc(fired)
             log.info("fired %d timer(s)", fired)
             return
         try:
-            timers = metrics.observe_tick(self._engine, horizon, self._ctx.clock.now(), fired)
+            timers = metrics.observe_tick(self._engine, noted, self._ctx.clock.now(), fired)
         except Exception:  # the timers fired; only their figures are missing
+            metrics.FIRED.labels("unknown").inc(fired)
             log.exception("fired %d timer(s); reading them back for the metrics failed",
                           fired)
             return
