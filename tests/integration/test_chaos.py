@@ -8,7 +8,7 @@ PostgreSQL only (SQLite runs one runner by design). About a minute:
    a few threads. Each is opened as of a planned instant so that its reply timer falls
    due at a planned time: the deadlines are spread evenly over SPREAD seconds starting
    LEAD seconds after the test began, whatever the setup's speed.
-2. Chaos (from the first deadline until all fired, or 10 s past the last): every 2-5 s a
+2. Chaos (from the first deadline, for CHAOS_SECONDS or until all fired): every 2-5 s a
    worker is killed with SIGKILL (and started again, at once or a round later).
 3. Settle: all workers up until nothing is due, then SIGTERM: each exits 0.
 
@@ -48,15 +48,15 @@ pytestmark = [pytest.mark.postgres, pytest.mark.chaos]
 
 log = logging.getLogger(__name__)
 
-WORK_ORDERS = 3000
+WORK_ORDERS = int(os.environ.get("COLLABDESK_CHAOS_WORK_ORDERS") or 3000)
 SETUP_THREADS = 6
 WORKERS = 3
 LEAD = timedelta(seconds=25)  # the first deadline, after the test began
 SPREAD = timedelta(seconds=20)  # the deadlines are spread over this much time
 REPLY_WINDOW = LEAD + SPREAD  # so every work order is opened at or before the start
 KILL_EVERY = (2.0, 5.0)  # seconds between kills (a restart costs ~3 s of CPU: imports)
-CHAOS_AFTER_LAST_DUE = timedelta(seconds=10)  # keep killing this long past the last deadline
-SETTLE_SECONDS = 120  # at most, once the chaos ends, for the rest to fire
+CHAOS_SECONDS = 25  # killing goes on this long (or until all fired) from the first deadline
+SETTLE_SECONDS = 150  # at most, once the chaos ends, for the rest to fire
 
 
 @dataclass
@@ -160,14 +160,13 @@ def test_killed_and_restarted_workers_fire_every_deadline_exactly_once(
         setup_seconds = time.monotonic() - setup
         assert reply_timers(engine)[0] == 0 or setup_seconds > LEAD.total_seconds()
 
-        # ---- chaos: while deadlines fall due, kill -9 a worker every 2-5 s
-        first_due, last_due = began + LEAD, began + LEAD + SPREAD
-        while datetime.now(UTC) < first_due:
+        # ---- chaos: from the first deadline on, kill -9 a worker every 2-5 s
+        while datetime.now(UTC) < began + LEAD:
             time.sleep(0.1)
         kills: list[int] = []  # reply timers fired when a worker was killed
         down: list[WorkerProcess] = []
         chaos = time.monotonic()
-        while datetime.now(UTC) < last_due + CHAOS_AFTER_LAST_DUE:
+        while time.monotonic() - chaos < CHAOS_SECONDS:
             if not reply_timers(engine)[1]:
                 break
             time.sleep(rng.uniform(*KILL_EVERY))
@@ -201,8 +200,8 @@ def test_killed_and_restarted_workers_fire_every_deadline_exactly_once(
         log.info("seed %s: setup %.1f s; chaos %.1f s, %d kills (reply timers fired at each: "
                  "%s); settled in %.1f s; %d worker starts", seed, setup_seconds, chaos_seconds,
                  len(kills), kills, settle_seconds, sum(p.starts for p in workers))
-        mid_batch = [fired for fired in kills if 0 < fired < WORK_ORDERS]
-        assert len(mid_batch) >= 2, f"too few kills while timers were firing: {kills}"
+        # At least one worker died while the timers were firing (most runs: several).
+        assert any(0 < fired < WORK_ORDERS for fired in kills), f"no kill mid-way: {kills}"
 
         # ---- every deadline fired exactly once, none missed
         with engine.connect() as conn:
