@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 from typing import Protocol
@@ -36,21 +37,23 @@ def run_until_signalled(loops: Sequence[Loop], *, stop: threading.Event | None =
     received: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # No locks here (the main thread may hold one): note it, the main loop acts.
         received.append(signum)
-        name = signal.Signals(signum).name
         if len(received) > 1:
-            log.warning("%s again: stopping now (the batch in flight rolls back)", name)
+            os.write(2, f"{signal.Signals(signum).name} again: stopping now (the batch in "
+                        "flight rolls back)\n".encode())
             os._exit(128 + signum)
-        log.info("%s: finishing the current batch, then stopping (%s again stops at once)",
-                 name, name)
-        stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for loop in loops:
             loop.start()
-        while not stop.wait(1.0):
-            pass
+        while not received and not stop.is_set():
+            time.sleep(0.2)  # a signal cuts the sleep short
+        if received:
+            name = signal.Signals(received[0]).name
+            log.info("%s: finishing the current batch, then stopping (%s again stops at "
+                     "once)", name, name)
         for loop in loops:
             loop.request_stop()
         for loop in loops:

@@ -124,8 +124,7 @@ class DeadlineRunner:
             thread.start()
 
     def request_stop(self) -> None:
-        """Ask every thread to stop after its current tick; returns at once (safe from a
-        signal handler)."""
+        """Ask every thread to stop after its current tick; returns at once."""
         self._stop.set()
         self._bell.ring()
 
