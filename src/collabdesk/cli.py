@@ -1,5 +1,5 @@
-"""The `collabdesk` command: serve, audit verify, metrics rebuild, accounts create, orders
-import."""
+"""The `collabdesk` command: serve, worker, timers status, metrics rebuild, audit verify,
+accounts create, orders import."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import errno
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,28 @@ def _parser() -> argparse.ArgumentParser:
                        help="keep a movable clock (POST /v1/test-clock/advance)")
     serve.add_argument("--demo", action="store_true",
                        help="fill an empty database with demo data and print how to use it")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="API processes (default 1); with N > 1 this process migrates, "
+                       "runs the deadline runner and supervises N API processes")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="serve the API only: no deadline runner in this process (run "
+                       "`collabdesk worker` for it)")
     _db_options(serve)
+
+    worker = sub.add_parser("worker", help="run the deadline runner without the web server")
+    worker.add_argument("--concurrency", type=int, default=1, metavar="N",
+                        help="runner threads (PostgreSQL; SQLite runs one)")
+    worker.add_argument("--metrics-port", type=int,
+                        help="serve this process's Prometheus metrics on GET /metrics "
+                        "(admin token) at this port")
+    worker.add_argument("--metrics-host", default="127.0.0.1")
+    _db_options(worker)
+
+    timers = sub.add_parser("timers", help="the deadline timers")
+    timers_sub = timers.add_subparsers(dest="timers_command", required=True)
+    status = timers_sub.add_parser("status", help="pending and overdue timers, what fired "
+                                   "lately and how late")
+    _db_options(status)
 
     audit = sub.add_parser("audit", help="audit trail tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
@@ -101,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "worker":
+            return _worker(args)
+        if args.command == "timers":
+            return _timers_status(args)
         if args.command == "audit":
             return _audit_verify(args)
         if args.command == "metrics":
@@ -140,10 +167,40 @@ class ServeError(Exception):
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    settings = _settings(args, test_clock=True if args.test_clock else None)
+    if settings.test_clock and args.workers > 1:
+        print("error: --test-clock needs a single API process (the test clock lives in "
+              "one process): drop --workers", file=sys.stderr)
+        return 2
+    metrics_dir = _shared_metrics_dir() if args.workers > 1 else None
+    try:
+        return _serve_with(args, settings)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _shared_metrics_dir() -> Path | None:
+    """prometheus_client's multiprocess mode, so /metrics (served by any of the API
+    processes) adds up the counters of every process, the runner's included. It must be
+    set before prometheus_client is imported; returns the directory to remove at exit."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") or "prometheus_client" in sys.modules:
+        return None  # the operator's own directory (they clean it), or too late
+    path = tempfile.mkdtemp(prefix="collabdesk-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return Path(path)
+
+
+def _serve_with(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from collabdesk.adapters.db.schema_lock import migrate_exclusively
     from collabdesk.api.app import create_app
     from collabdesk.services.accounts import ensure_admin
+    from collabdesk.worker.runner import DeadlineRunner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
@@ -151,8 +208,8 @@ def _serve(args: argparse.Namespace) -> int:
     except ServeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = _settings(args, test_clock=True if args.test_clock else None)
-    container = build(settings)
+    container = build(settings, run_migrations=False)
+    migrate_exclusively(container.engine)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     generated = ensure_admin(container.ctx, admin_token)
     if generated:
@@ -160,12 +217,124 @@ def _serve(args: argparse.Namespace) -> int:
               f"  COLLABDESK_ADMIN_TOKEN={generated}\n", flush=True)
     if args.demo:
         _demo(container, args)
+    url = container.engine.url
+    processes = f", {args.workers} API processes" if args.workers > 1 else ""
+    runner_note = ", no deadline runner" if args.no_worker else ""
     print(f"collabdesk serving on http://{args.host}:{args.port}  (docs: /docs, "
-          f"database: {container.engine.url.render_as_string(hide_password=True)})",
+          f"database: {url.render_as_string(hide_password=True)}{processes}{runner_note})",
           flush=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(container), log_level="info"))
-    server.run(sockets=[sock])
+    if args.workers == 1:
+        app = create_app(container, start_runner=not args.no_worker)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
+        server.run(sockets=[sock])
+        return 0
+    # N API processes: each builds its container from the environment (the resolved
+    # options), without migrations and without a runner; this process runs the runner.
+    os.environ["COLLABDESK_DATABASE_URL"] = url.render_as_string(hide_password=False)
+    os.environ["COLLABDESK_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ.pop("COLLABDESK_TEST_CLOCK", None)
+    runner = None if args.no_worker else DeadlineRunner.for_container(container)
+    if runner is not None:
+        runner.start()
+    try:
+        uvicorn.run("collabdesk.api.app:app_from_env", factory=True, workers=args.workers,
+                    fd=sock.fileno(), log_level="info")
+    finally:
+        if runner is not None:
+            runner.stop()
+        sock.close()
+        container.engine.dispose()
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from collabdesk.worker.process import StopSignals, run_until_signalled
+
+    signals = StopSignals()  # before the slow start: a stop asked meanwhile is clean too
+    from collabdesk.adapters.db.schema_lock import migrate_exclusively
+    from collabdesk.worker.runner import DeadlineRunner
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.concurrency < 1:
+        print("error: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    container = build(settings, run_migrations=False)
+    migrate_exclusively(container.engine)
+    postgres = container.engine.dialect.name == "postgresql"
+    if args.concurrency > 1 and not postgres:
+        print(f"note: --concurrency {args.concurrency} makes no sense on SQLite (one writer "
+              "at a time, one runner per database): running 1 runner thread",
+              file=sys.stderr, flush=True)
+    runner = DeadlineRunner.for_container(container, concurrency=args.concurrency)
+    metrics_server = None
+    if args.metrics_port is not None:
+        from collabdesk.worker.metrics_http import serve_metrics
+
+        try:
+            metrics_server = serve_metrics(container.ctx, args.metrics_host, args.metrics_port)
+        except OSError as exc:
+            print(f"error: cannot serve metrics on {args.metrics_host}:{args.metrics_port}: "
+                  f"{exc.strerror}", file=sys.stderr)
+            return 2
+    wakeups = ("woken by NOTIFY collabdesk_timers, polling every "
+               f"{settings.timer_poll_seconds:g} s" if postgres else
+               f"polling every {settings.timer_poll_seconds:g} s")
+    metrics_note = (f"; metrics on http://{args.metrics_host}:{args.metrics_port}/metrics"
+                    if metrics_server else "")
+    print(f"collabdesk worker: {runner.concurrency} deadline runner thread(s) on "
+          f"{container.engine.url.render_as_string(hide_password=True)}, {wakeups}"
+          f"{metrics_note}", flush=True)
+    try:
+        code = run_until_signalled([runner], signals=signals)
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+        container.engine.dispose()
+    print("collabdesk worker stopped", flush=True)
+    return code
+
+
+def _timers_status(args: argparse.Namespace) -> int:
+    from collabdesk.adapters.db.timer_stats import read_status
+
+    container = build(_settings(args))
+    now = container.ctx.clock.now()
+    try:
+        status = read_status(container.engine, now)
+    finally:
+        container.engine.dispose()
+    pending = sum(status.pending.values())
+    due = sum(status.due.values())
+    kinds = sorted(set(status.pending) | set(status.due))
+    print(f"timers in {container.engine.url.render_as_string(hide_password=True)} "
+          f"at {now.isoformat(timespec='seconds')}")
+    print(f"  pending          {pending}")
+    for kind in kinds:
+        print(f"    {kind:<22} {status.pending.get(kind, 0):>10}  "
+              f"(due now: {status.due.get(kind, 0)})")
+    overdue = (f"{_duration(status.oldest_overdue_seconds)} (the oldest of {due} due, "
+               "unfired)" if due else "none: nothing due is waiting")
+    print(f"  oldest overdue   {overdue}")
+    print(f"  fired            {status.fired_last_hour} in the last hour, "
+          f"{status.fired_last_day} in the last day")
+    if status.lateness_last_hour:
+        p50, p99, worst = (status.lateness_quantile(q) for q in (0.5, 0.99, 1.0))
+        print(f"  lateness (hour)  p50 {_duration(p50)}, p99 {_duration(p99)}, "
+              f"max {_duration(worst)}  (fired_at - due_at)")
+    else:
+        print("  lateness (hour)  none fired")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _demo(container: Container, args: argparse.Namespace) -> None:
@@ -237,8 +406,6 @@ def _accounts_create(args: argparse.Namespace) -> int:
 
 
 def _openapi(args: argparse.Namespace) -> int:
-    import tempfile
-
     from collabdesk.api.app import create_app
     from collabdesk.api.reference import render_json, render_markdown
 

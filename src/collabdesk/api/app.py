@@ -1,7 +1,13 @@
-"""The FastAPI application: the edge, routers, error handlers, docs, the deadline runner."""
+"""The FastAPI application: the edge, routers, error handlers, docs, the deadline runner.
+
+`create_app` serves one container; `app_from_env` is the factory each API process of
+`collabdesk serve --workers N` calls: it builds its container from the COLLABDESK_*
+environment the parent resolved, runs no migration and no deadline runner (the parent
+does both)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +15,8 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from collabdesk import __version__
-from collabdesk.bootstrap import Container
+from collabdesk.bootstrap import Container, build
+from collabdesk.settings import Settings
 from collabdesk.worker.runner import DeadlineRunner
 
 from . import docs, errors, openapi
@@ -18,7 +25,7 @@ from .routes import accounts, evidence, inbox, ops, violations, work_orders
 
 
 def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
-    runner = DeadlineRunner(container.ctx, container.settings.timer_poll_seconds)
+    runner = DeadlineRunner.for_container(container)  # connects only when started
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +48,7 @@ def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
     app.state.ctx = container.ctx
     app.state.test_clock = container.test_clock
     app.state.runner = runner
+    app.state.engine = container.engine
     errors.install(app)
     for module in (accounts, work_orders, evidence, inbox, violations, ops):
         app.include_router(module.router)
@@ -52,3 +60,12 @@ def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
                        evidence_max_bytes=settings.evidence_max_bytes, test_clock=test_clock,
                        spool_dir=settings.data_dir / "spool")
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one API process of `serve --workers N` (uvicorn's factory)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings()
+    if settings.test_clock:  # the parent refuses this; the clock would be per process
+        raise SystemExit("error: --test-clock needs a single API process")
+    return create_app(build(settings, run_migrations=False), start_runner=False)

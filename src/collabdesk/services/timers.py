@@ -125,12 +125,15 @@ def _fire_singly(ctx: ServiceContext, horizon: datetime, stamp: datetime,
 
 
 def fire_due_timers(ctx: ServiceContext, now: datetime | None = None, *,
-                    observe: Observer | None = None) -> int:
+                    observe: Observer | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> int:
     """Fire every timer due at or before `now` (default: the clock), oldest first,
     including those that firing schedules within the same horizon. Returns how many.
 
     Each timer's `fired_at` is when it was fired (the clock's time, or `now` if given),
     so `fired_at - due_at` is how late it was; `observe` hears of each committed batch.
+    `should_stop` is asked between batches (a worker told to stop leaves the backlog to
+    the others, or to its successor).
     """
     horizon = now or ctx.clock.now()
     fired = 0
@@ -146,5 +149,5 @@ def fire_due_timers(ctx: ServiceContext, now: datetime | None = None, *,
         fired += len(result.fired)
         if observe is not None and result.fired:
             observe(result.fired, stamp)
-        if result.found == 0:
+        if result.found == 0 or (should_stop is not None and should_stop()):
             return fired

@@ -61,6 +61,7 @@ from collabdesk.services.ports import StoredResponse, WorkOrderQuery
 from . import tables as t
 from .mapping import FAR_FUTURE, contact_from_row, work_order_from_row, work_order_values
 from .types import UTCDateTime
+from .wakeup import DUE_SOON, notify_timers
 
 
 class _Repo:
@@ -348,16 +349,17 @@ class SqlTimers(_Repo):
     _pending = _PENDING
 
     def schedule(self, work_order_id: str, specs: list[TimerSpec], now: datetime) -> None:
-        if specs:
-            self.conn.execute(_INSERT_TIMER, [
-                {"work_order_id": work_order_id, "kind": str(s.kind), "due_at": s.due_at,
-                 "created_at": now} for s in specs])
+        self.schedule_many([(work_order_id, spec, now) for spec in specs])
 
     def schedule_many(self, items: list[tuple[str, TimerSpec, datetime]]) -> None:
         if items:
             self.conn.execute(_INSERT_TIMER, [
                 {"work_order_id": wo_id, "kind": str(s.kind), "due_at": s.due_at,
                  "created_at": at} for wo_id, s, at in items])
+            # PostgreSQL: a timer due within a poll interval or so wakes the runners when
+            # this transaction commits (LISTEN/NOTIFY); the others wait for their time.
+            if any(s.due_at - at <= DUE_SOON for _, s, at in items):
+                notify_timers(self.conn)
 
     def cancel_pending(self, work_order_id: str, now: datetime) -> None:
         self.conn.execute(_CANCEL_TIMERS, {"w_id": work_order_id, "at": now})

@@ -6,13 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from collabdesk import __version__
 from collabdesk.domain.errors import Forbidden
 from collabdesk.domain.states import Role
 from collabdesk.domain.values import utc_iso
 from collabdesk.services.timers import fire_due_timers
+from collabdesk.worker import metrics
 
 from .. import models as m
 from .. import schemas as s
@@ -39,12 +40,14 @@ def healthz() -> dict[str, str]:
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics",
             responses={200: {"description": "The Prometheus text exposition format."},
                        **problems(forbidden="the caller is not an admin")})
-def prometheus(caller: Caller) -> Response:
-    """Request counts and latencies by route, in Prometheus' text format. **Admin only**
-    (operators scrape it with the admin token), never the public."""
+def prometheus(request: Request, ctx: Ctx, caller: Caller) -> Response:
+    """Request counts and latencies by route, timers fired and how late, and the timers
+    pending and overdue, in Prometheus' text format. **Admin only** (operators scrape it
+    with the admin token), never the public."""
     if caller.role is not Role.ADMIN:
         raise Forbidden("metrics are for operators: use the admin token")
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    body = metrics.exposition(getattr(request.app.state, "engine", None), ctx.clock)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 # Mounted only by a server started with --test-clock; without it both paths answer 404.
