@@ -4,11 +4,16 @@ counters and reply minutes, with every expected value written out."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from collabdesk.domain.metrics import (
+    COUNTERS,
     Counters,
     Rollup,
     StoreMetrics,
@@ -20,6 +25,7 @@ from collabdesk.domain.metrics import (
     median_reply_seconds,
     paid_order,
     reply_minute,
+    utc_day,
 )
 from collabdesk.domain.replies import ReplyOption
 from collabdesk.domain.states import State
@@ -153,6 +159,28 @@ def test_days_are_utc_days() -> None:
         {("s-1", NOV_10): Counters(paid_orders=1)})
 
 
+@pytest.fixture
+def shanghai_local_time() -> Iterator[None]:
+    """The process's local time zone set to UTC+8, as on a server in China."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Shanghai"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.mark.usefixtures("shanghai_local_time")
+def test_days_are_utc_days_whatever_the_servers_time_zone() -> None:
+    assert utc_day(datetime(2026, 11, 10, 20, 0, tzinfo=UTC)) == NOV_10
+    assert utc_day(datetime(2026, 11, 11, 3, 0, tzinfo=timezone(timedelta(hours=8)))) == NOV_10
+
+
 @pytest.mark.parametrize("state", [State.WITHDRAWN, State.DISMISSED, State.SETTLED,
                                    State.WORRY_FREE])
 def test_withdrawn_dismissed_settled_and_worry_free_work_orders_add_nothing(
@@ -229,6 +257,24 @@ def test_rollups_add_up_and_drop_what_comes_to_zero() -> None:
     total.add(Rollup({("s-1", NOV_10): Counters(opened=3, paid_orders=1)},
                      {("s-1", NOV_10, 3): 1}), sign=-1)
     assert total == Rollup({("s-2", NOV_10): Counters(paid_orders=1)})
+
+
+def test_adding_zeros_to_nothing_leaves_nothing() -> None:
+    nothing = Rollup().add(Rollup({("s-1", NOV_10): Counters()}, {("s-1", NOV_10, 3): 0}))
+    assert nothing == Rollup()
+    assert nothing.add(Rollup({("s-1", NOV_10): Counters()}), sign=-1) == Rollup()
+
+
+def test_the_counters_are_the_columns_of_store_daily_in_order() -> None:
+    assert COUNTERS == ("opened", "replied", "replied_on_time", "timeouts", "agreements",
+                        "interventions", "disputes", "overturned", "paid_orders")
+    assert tuple(f.name for f in fields(Counters)) == COUNTERS
+    assert Counters(*range(1, 10)).values() == (1, 2, 3, 4, 5, 6, 7, 8, 9)
+    assert Counters() == Counters(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    assert Counters(*range(1, 10)) + Counters(*range(10, 100, 10)) == Counters(
+        11, 22, 33, 44, 55, 66, 77, 88, 99)
+    assert -Counters(1, 0, 2) == Counters(-1, 0, -2)
+    assert Counters(disputes=5, overturned=2).dispute_count == 3
 
 
 def test_a_window_sums_the_days_from_first_to_before_end() -> None:

@@ -9,6 +9,7 @@ day it was paid. `compute` turns the sums over a window's days into the figures.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -112,7 +113,7 @@ COUNTERS = ("opened", "replied", "replied_on_time", "timeouts", "agreements",
             "interventions", "disputes", "overturned", "paid_orders")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Counters:
     """One store's counters over some days. By the day a work order was opened: `opened`,
     `replied`, `replied_on_time`, `timeouts`, `agreements` (now resolved), `interventions`
@@ -136,7 +137,7 @@ class Counters:
                 self.paid_orders)
 
     def __add__(self, other: Counters) -> Counters:
-        return Counters(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
+        return Counters(*map(operator.add, self.values(), other.values()))
 
     def __neg__(self) -> Counters:
         return Counters(*(-a for a in self.values()))
@@ -167,7 +168,7 @@ class Rollup:
     def add(self, other: Rollup, sign: int = 1) -> Rollup:
         """Add `other` (or subtract it, with `sign=-1`) in place; returns self."""
         for key, counters in other.daily.items():
-            self._add_day(key, counters if sign > 0 else -counters)
+            self._add_day(key, counters if sign == 1 else -counters)
         for mkey, count in other.minutes.items():
             self._add_minute(mkey, sign * count)
         return self
@@ -263,17 +264,19 @@ def median_reply_seconds(minutes: Mapping[int, int]) -> float | None:
     n = sum(minutes.values())
     if n <= 0:
         return None
-    low, high = (n - 1) // 2, n // 2  # 0-based positions of the middle value(s)
-    low_minute = high_minute = 0
-    seen = 0
-    for minute in sorted(minutes):
-        if seen <= low < seen + minutes[minute]:
-            low_minute = minute
-        seen += minutes[minute]
-        if high < seen:
-            high_minute = minute
-            break
-    return (low_minute + high_minute) * 60 / 2
+    ordered = sorted(minutes.items())
+
+    def at(position: int) -> int:
+        """The minute of the reply at this 0-based position, in order of reply time."""
+        seen = 0
+        for minute, count in ordered:
+            seen += count
+            if position < seen:
+                return minute
+        raise AssertionError  # position < n
+
+    half, odd = divmod(n, 2)
+    return (at(half - 1 + odd) + at(half)) * 60 / 2
 
 
 def compute(platform: StorePlatform, totals: Counters,
