@@ -150,7 +150,9 @@ def _listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything else happens, so a port that is taken
     is reported at once (and nothing claims to be serving)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on sockets that say they are
+    # TCP, and without it each keep-alive answer waits for the client's delayed ACK (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not past a live listener
     try:
         sock.bind((host, port))

@@ -412,3 +412,34 @@ def test_metrics_rebuild_of_an_unreachable_database_says_so(tmp_path: Path) -> N
     assert run.code == 2
     assert run.err.startswith("error: cannot use the database: ")
     assert len(run.err.strip().splitlines()) == 1
+
+
+def test_serve_answers_each_request_without_waiting_for_a_delayed_ack() -> None:
+    """The socket `serve` listens on says it is TCP, so asyncio sets TCP_NODELAY on every
+    connection it accepts (a keep-alive answer would otherwise wait ~40 ms for the
+    client's delayed ACK)."""
+    import asyncio
+    import socket
+
+    from collabdesk.cli import _listen
+
+    async def accepted_nodelay() -> int:
+        sock = _listen("127.0.0.1", 0)
+        flags: list[int] = []
+
+        def on_connect(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            flags.append(writer.get_extra_info("socket").getsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=sock)
+        port = sock.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        while not flags:
+            await asyncio.sleep(0.01)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return flags[0]
+
+    assert asyncio.run(accepted_nodelay()) != 0
