@@ -3,8 +3,10 @@
 Stores and accounts are made through the services (a handful of commits). Large sets of
 orders and work orders are built as domain objects (`WorkOrder.open` and the aggregate's
 own methods), their audit events chained with `audit.extend` exactly as `commit_change`
-does, and written with executemany in large transactions: fast, and every row is one the
-services could have written (valid chains, the timers the state needs).
+does, and written in bulk (executemany on SQLite, COPY on PostgreSQL), thousands per
+transaction: fast, and every row is one the services could have written (valid chains,
+the timers the state needs). `Template` copies such rows under new ids, for sets larger
+than there are stories worth telling.
 """
 
 from __future__ import annotations

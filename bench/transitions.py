@@ -68,8 +68,9 @@ def _lifecycle(ctx: ServiceContext, cast: data.Cast, order: Order, n: int) -> No
 
 
 def run(opts: Options) -> list[Figure]:
-    rounds = opts.pick(smoke=1, quick=4, full=6)
-    round_s = opts.pick(smoke=0.5, quick=2.5, full=10.0)
+    # Short rounds, alternating, so that both sides see the same (shared) disk and CPU.
+    rounds = opts.pick(smoke=1, quick=10, full=30)
+    round_s = opts.pick(smoke=0.5, quick=1.0, full=2.0)
     with place(opts) as where:
         container = where.container(SystemClock())
         ctx = replace(container.ctx, clock=SystemClock())
@@ -80,7 +81,8 @@ def run(opts: Options) -> list[Figure]:
             service, raw = Stopwatch(), Stopwatch()
             n = 0
             for r in range(rounds):
-                progress(f"transitions: round {r + 1}/{rounds} ({round_s:g} s each side)")
+                if r % 5 == 0:
+                    progress(f"transitions: round {r + 1}/{rounds} ({round_s:g} s each side)")
                 spent = 0.0
                 while spent < round_s:
                     if not orders.ready:
