@@ -190,7 +190,13 @@ def _fill(engine: Engine, cast: data.Cast, policy: Policy, count: int, window: W
         if rows.count():
             yield rows
 
-    data.write_chunks(engine, chunks())
+    step = max(count // 5, 1)
+
+    def written(n: int) -> None:
+        if n % step < 5_000:
+            progress(f"metrics: {n:,}/{count:,} written")
+
+    data.write_chunks(engine, chunks(), written)
     progress(f"metrics: written in {time.perf_counter() - started:.1f} s")
 
 
