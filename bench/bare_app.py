@@ -1,0 +1,48 @@
+"""The HTTP baseline: a bare Starlette JSON endpoint, served by uvicorn with the settings
+`collabdesk serve` uses (one process, uvicorn's default loop and HTTP implementation,
+`log_level="info"` with the access log, INFO logging). `python -m bench.bare_app --port N
+--payload FILE` answers every GET /v1/work-orders/{id} with the JSON document in FILE,
+serialized per request.
+
+Unlike `collabdesk serve` it lets uvicorn open the listening socket: a socket made with
+`socket.socket(AF_INET, SOCK_STREAM)` (proto 0), as the CLI's `_listen` makes it, keeps
+asyncio from setting TCP_NODELAY on accepted connections, so each keep-alive answer
+written in two parts waits for the client's delayed ACK (about 40 ms on Linux). The
+baseline is what uvicorn does when nothing is in its way (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+def create_app(payload: Any) -> Starlette:
+    async def work_order(_: Request) -> JSONResponse:
+        return JSONResponse(payload)
+
+    return Starlette(routes=[Route("/v1/work-orders/{work_order_id}", work_order)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--payload", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(json.loads(args.payload.read_text(encoding="utf-8")))
+    uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port,
+                                  log_level="info")).run()
+
+
+if __name__ == "__main__":
+    main()
