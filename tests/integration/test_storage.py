@@ -154,17 +154,17 @@ def test_a_stale_save_is_refused_and_changes_nothing(ctx: ServiceContext) -> Non
     world = make_world(ctx)
     wo_id = world.open()
     winner, stale = stored(ctx, wo_id), stored(ctx, wo_id)
-    winner.claim = "the winner's words"
+    winner.sla_overdue = True
     with ctx.uow() as uow:
         uow.work_orders.save(winner)
         uow.commit()
-    stale.claim = "the loser's words"
+    stale.evidence_waived = True
     with ctx.uow() as uow:
         with pytest.raises(ConcurrentUpdate):
             uow.work_orders.save(stale)
         uow.commit()  # even committed, the refused update wrote nothing
     got = stored(ctx, wo_id)
-    assert got.claim == "the winner's words"
+    assert (got.sla_overdue, got.evidence_waived) == (True, False)
     assert got.version == 1
     assert stale.version == 0
 
@@ -267,3 +267,18 @@ def test_list_pages_by_due_at_then_id_with_no_deadline_last(
     due_soon = ctx.read(lambda uow: uow.work_orders.query(
         WorkOrderQuery(limit=10, due_before=START + timedelta(hours=24, minutes=1))))
     assert [w.id for w in due_soon] == expected[:3]
+
+
+def test_what_a_work_order_is_opened_with_is_never_rewritten(ctx: ServiceContext) -> None:
+    """A save sets only what a change can move: the opening facts (and the primary key,
+    whose rewrite makes SQLite re-check every child table's foreign keys) stay as stored."""
+    world = make_world(ctx)
+    wo_id = world.open()
+    changed = stored(ctx, wo_id)
+    changed.claim = "rewritten"
+    changed.sla_overdue = True
+    with ctx.uow() as uow:
+        uow.work_orders.save(changed)
+        uow.commit()
+    got = stored(ctx, wo_id)
+    assert (got.claim, got.sla_overdue, got.version) == ("arrived broken", True, 1)

@@ -123,6 +123,19 @@ def work_order_values(wo: WorkOrder) -> dict[str, Any]:
     }
 
 
+# Set when the work order is opened, never changed: left out of an update's SET clause, so
+# the database neither re-checks foreign keys on the primary key (SQLite checks every
+# child table when `id` is set, even to itself) nor rewrites the indexes on them.
+IMMUTABLE = frozenset({"id", "order_id", "store_id", "consumer_id", "order_kind",
+                       "order_amount_cents", "category", "claim", "requested_remedy",
+                       "created_at", "created_by"})
+
+
+def work_order_changes(wo: WorkOrder) -> dict[str, Any]:
+    """The columns a change may have moved (all but `IMMUTABLE` and `version`)."""
+    return {k: v for k, v in work_order_values(wo).items() if k not in IMMUTABLE}
+
+
 def work_order_from_row(row: Any, contacts: list[Contact] | None = None) -> WorkOrder:
     m = row._mapping
     reply = appeal = judgment = verification = response = settlement = None

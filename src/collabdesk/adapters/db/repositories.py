@@ -59,7 +59,13 @@ from collabdesk.domain.violations import (
 from collabdesk.services.ports import StoredResponse, WorkOrderQuery
 
 from . import tables as t
-from .mapping import FAR_FUTURE, contact_from_row, work_order_from_row, work_order_values
+from .mapping import (
+    FAR_FUTURE,
+    contact_from_row,
+    work_order_changes,
+    work_order_from_row,
+    work_order_values,
+)
 from .types import UTCDateTime
 from .wakeup import DUE_SOON, notify_timers
 
@@ -230,7 +236,7 @@ class SqlWorkOrders(_Repo):
     def save_many(self, saves: list[tuple[WorkOrder, int, int]]) -> None:
         if not saves:
             return
-        rows = [{**work_order_values(wo), "version": new, "w_id": wo.id, "w_version": loaded}
+        rows = [{**work_order_changes(wo), "version": new, "w_id": wo.id, "w_version": loaded}
                 for wo, loaded, new in saves]
         try:
             result = self.conn.execute(_SAVE_WORK_ORDER, rows)
