@@ -4,11 +4,8 @@
 --payload FILE` answers every GET /v1/work-orders/{id} with the JSON document in FILE,
 serialized per request.
 
-Unlike `collabdesk serve` it lets uvicorn open the listening socket: a socket made with
-`socket.socket(AF_INET, SOCK_STREAM)` (proto 0), as the CLI's `_listen` makes it, keeps
-asyncio from setting TCP_NODELAY on accepted connections, so each keep-alive answer
-written in two parts waits for the client's delayed ACK (about 40 ms on Linux). The
-baseline is what uvicorn does when nothing is in its way (docs/benchmarks.md)."""
+It lets uvicorn open the listening socket (`collabdesk serve` binds its own, with
+`IPPROTO_TCP` so that connections get TCP_NODELAY as uvicorn's do)."""
 
 from __future__ import annotations
 
