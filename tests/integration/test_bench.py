@@ -38,12 +38,8 @@ def test_without_a_name_it_lists_every_benchmark_with_a_line_of_description() ->
     assert all(len(line.split()) > 3 for line in done.stdout.splitlines())
 
 
-@pytest.mark.parametrize("name", [
-    "transitions", "timers", "metrics", "import",
-    # About 10 s of server start-ups and load rounds even at the smoke size.
-    pytest.param("http", marks=pytest.mark.skip(reason="slow: run `python -m bench http "
-                                                      "--smoke` by hand")),
-])
+# http takes about 10 s even at the smoke size (two server start-ups, load rounds).
+@pytest.mark.parametrize("name", ["transitions", "timers", "metrics", "import", "http"])
 def test_a_benchmark_prints_its_figures_as_json(name: str) -> None:
     done = bench(name, "--smoke", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
