@@ -225,6 +225,8 @@ def _serve_with(args: argparse.Namespace, settings: Settings) -> int:
     print(f"collabdesk serving on http://{args.host}:{args.port}  (docs: /docs, "
           f"database: {url.render_as_string(hide_password=True)}{processes}{runner_note})",
           flush=True)
+    from uvicorn.supervisors import Multiprocess
+
     if args.workers == 1:
         app = create_app(container, start_runner=not args.no_worker)
         server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
@@ -235,12 +237,19 @@ def _serve_with(args: argparse.Namespace, settings: Settings) -> int:
     os.environ["COLLABDESK_DATABASE_URL"] = url.render_as_string(hide_password=False)
     os.environ["COLLABDESK_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ.pop("COLLABDESK_TEST_CLOCK", None)
+    # The API processes never create the admin: they need no admin token in their
+    # environment (where anyone who may read /proc/<pid>/environ would find it).
+    os.environ.pop("COLLABDESK_ADMIN_TOKEN", None)
     runner = None if args.no_worker else DeadlineRunner.for_container(container)
     if runner is not None:
         runner.start()
     try:
-        uvicorn.run("collabdesk.api.app:app_from_env", factory=True, workers=args.workers,
-                    fd=sock.fileno(), log_level="info")
+        # The bound socket itself goes to the API processes (pickled with its family and
+        # protocol): `uvicorn.run(fd=...)` would rebuild it as a protocol-0 socket, and
+        # asyncio would not set TCP_NODELAY on its connections (~40 ms a keep-alive answer).
+        config = uvicorn.Config("collabdesk.api.app:app_from_env", factory=True,
+                                workers=args.workers, log_level="info")
+        Multiprocess(config, sockets=[sock]).run()
     finally:
         if runner is not None:
             runner.stop()

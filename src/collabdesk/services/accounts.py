@@ -82,10 +82,11 @@ def authenticate(ctx: ServiceContext, token: str | None) -> Account:
     hashed = token_hash(token)
     if (cached := ctx.tokens.get(hashed)) is not None:
         return cached
+    generation = ctx.tokens.generation
     account = ctx.read(lambda uow: uow.accounts.by_token_hash(hashed))
     if account is None:
         raise Unauthenticated("unknown bearer token")
-    ctx.tokens.put(hashed, account)
+    ctx.tokens.put(hashed, account, generation)
     return account
 
 

@@ -36,6 +36,8 @@ class TokenCache:
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, Account]] = {}
         self._lock = threading.Lock()
+        # Moves on every clear: an account read before a clear is not cached after it.
+        self.generation = 0
 
     def get(self, token_hash: str) -> Account | None:
         entry = self._entries.get(token_hash)
@@ -46,16 +48,21 @@ class TokenCache:
             return None
         return entry[1]
 
-    def put(self, token_hash: str, account: Account) -> None:
+    def put(self, token_hash: str, account: Account, generation: int) -> None:
+        """Remember `account`, read when the cache was at `generation`; dropped if the
+        cache was cleared since (the read may predate the change that cleared it)."""
         if self.ttl <= 0:
             return
         with self._lock:
+            if generation != self.generation:
+                return
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()  # a flood of distinct tokens costs no memory
             self._entries[token_hash] = (time.monotonic() + self.ttl, account)
 
     def clear(self) -> None:
         with self._lock:
+            self.generation += 1
             self._entries.clear()
 
 

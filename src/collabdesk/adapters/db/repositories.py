@@ -346,6 +346,7 @@ _LOCK_DUE = (
     .where(_PENDING, _TM.due_at <= bindparam("now"))
     .order_by(_TM.due_at, _TM.id).limit(bindparam("limit"))
     .with_for_update(of=t.work_orders, skip_locked=True))
+_STILL_PENDING = select(_TM.id).where(_TM.id.in_(bindparam("ids", expanding=True)), _PENDING)
 _CONTACTS_OF_MANY = (
     select(t.contacts).where(t.contacts.c.work_order_id.in_(bindparam("ids", expanding=True)))
     .order_by(t.contacts.c.work_order_id, t.contacts.c.recorded_at, t.contacts.c.id))
@@ -378,6 +379,14 @@ class SqlTimers(_Repo):
                  ) -> list[tuple[Timer, WorkOrder]]:
         stmt = _LOCK_DUE.where(~_TM.id.in_(sorted(exclude))) if exclude else _LOCK_DUE
         rows = self.conn.execute(stmt, {"now": now, "limit": limit}).all()
+        if rows and self.conn.dialect.name == "postgresql":
+            # Locking re-reads a work order changed since the statement began, but not its
+            # timer: one a request cancelled meanwhile would still look pending. A new
+            # statement sees the latest state, which nobody can change now (the work
+            # orders are ours), and the batch fires only what is still pending.
+            pending = set(self.conn.execute(_STILL_PENDING, {
+                "ids": [r.timer_id for r in rows]}).scalars())
+            rows = [r for r in rows if r.timer_id in pending]
         if not rows:
             return []
         ids = sorted({r.id for r in rows})
