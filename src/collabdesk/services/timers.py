@@ -41,12 +41,12 @@ def _apply(ctx: ServiceContext, writes: Writes, timer: Timer, wo: WorkOrder) -> 
     # so a chain of timers fires on schedule, but never before the last change.
     at = max(timer.due_at, wo.state_entered_at)
     before = wo.state
-    facts = metrics.facts_of(wo)
     kind = TimerKind(timer.kind)
     if kind is TimerKind.REMINDER:
         if wo.reply_window_open(at):
             notifications.remind_store(writes.notices, wo, at)
         return False
+    facts = metrics.facts_of(wo)  # a reminder changes no figure
     if kind is TimerKind.REPLY_TIMEOUT:
         changed = wo.time_out(SYSTEM_ACTOR, at)
     elif kind is TimerKind.CONFIRMATION_LAPSE:

@@ -67,7 +67,7 @@ from .mapping import (
     work_order_values,
 )
 from .types import UTCDateTime
-from .wakeup import DUE_SOON, notify_timers
+from .wakeup import notify_if_due_soon
 
 
 class _Repo:
@@ -329,7 +329,7 @@ class SqlEvents(_Repo):
 
 
 _TM = t.timers.c
-_PENDING = and_(_TM.fired_at.is_(None), _TM.cancelled_at.is_(None))
+_PENDING = t.TIMER_PENDING
 _INSERT_TIMER = insert(t.timers)
 _CANCEL_TIMERS = (update(t.timers).where(_TM.work_order_id == bindparam("w_id"), _PENDING)
                   .values(cancelled_at=bindparam("at")))
@@ -353,8 +353,6 @@ _CONTACTS_OF_MANY = (
 
 
 class SqlTimers(_Repo):
-    _pending = _PENDING
-
     def schedule(self, work_order_id: str, specs: list[TimerSpec], now: datetime) -> None:
         self.schedule_many([(work_order_id, spec, now) for spec in specs])
 
@@ -363,10 +361,11 @@ class SqlTimers(_Repo):
             self.conn.execute(_INSERT_TIMER, [
                 {"work_order_id": wo_id, "kind": str(s.kind), "due_at": s.due_at,
                  "created_at": at} for wo_id, s, at in items])
-            # PostgreSQL: a timer due within a poll interval or so wakes the runners when
-            # this transaction commits (LISTEN/NOTIFY); the others wait for their time.
-            if any(s.due_at - at <= DUE_SOON for _, s, at in items):
-                notify_timers(self.conn)
+            # PostgreSQL: a timer due soon wakes the runners when this transaction commits
+            # (LISTEN/NOTIFY). Measured from the latest change of the batch: it never
+            # misses a wake-up, at worst sends one more.
+            notify_if_due_soon(self.conn, [s.due_at for _, s, _ in items],
+                               max(at for _, _, at in items))
 
     def cancel_pending(self, work_order_id: str, now: datetime) -> None:
         self.conn.execute(_CANCEL_TIMERS, {"w_id": work_order_id, "at": now})
@@ -411,12 +410,12 @@ class SqlTimers(_Repo):
     def due(self, now: datetime, limit: int) -> list[Timer]:
         c = t.timers.c
         stmt = (select(c.id, c.work_order_id, c.kind, c.due_at)
-                .where(self._pending, c.due_at <= now).order_by(c.due_at, c.id).limit(limit))
+                .where(_PENDING, c.due_at <= now).order_by(c.due_at, c.id).limit(limit))
         return [Timer(r.id, r.work_order_id, r.kind, r.due_at) for r in self.conn.execute(stmt)]
 
     def claim(self, timer_id: int, now: datetime) -> bool:
         result = self.conn.execute(update(t.timers).where(
-            t.timers.c.id == timer_id, self._pending).values(fired_at=now))
+            t.timers.c.id == timer_id, _PENDING).values(fired_at=now))
         return result.rowcount == 1
 
 

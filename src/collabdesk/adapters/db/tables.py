@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
 
@@ -208,6 +209,9 @@ timers = Table(
           sqlite_where=text("fired_at IS NULL AND cancelled_at IS NULL"),
           postgresql_where=text("fired_at IS NULL AND cancelled_at IS NULL")),
 )
+# A timer neither fired nor cancelled: the predicate of the two partial indexes above,
+# written the same way everywhere so the planner can use them.
+TIMER_PENDING = and_(timers.c.fired_at.is_(None), timers.c.cancelled_at.is_(None))
 
 inbox = Table(
     "inbox", metadata,

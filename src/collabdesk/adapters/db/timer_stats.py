@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, func, select
 from . import tables as t
 
 _c = t.timers.c
-_pending = (_c.fired_at.is_(None), _c.cancelled_at.is_(None))
+
 
 
 @dataclass(frozen=True)
@@ -37,20 +37,20 @@ class FiredTimer:
 
 def pending_by_kind(conn: Connection) -> dict[str, int]:
     """Pending (neither fired nor cancelled) timers by kind, whenever they fall due."""
-    rows = conn.execute(select(_c.kind, func.count()).where(*_pending).group_by(_c.kind))
+    rows = conn.execute(select(_c.kind, func.count()).where(t.TIMER_PENDING).group_by(_c.kind))
     return {kind: int(n) for kind, n in rows}
 
 
 def due_by_kind(conn: Connection, now: datetime) -> dict[str, int]:
     """Pending timers already due at `now`: the backlog the runners have not fired yet."""
     rows = conn.execute(select(_c.kind, func.count())
-                        .where(*_pending, _c.due_at <= now).group_by(_c.kind))
+                        .where(t.TIMER_PENDING, _c.due_at <= now).group_by(_c.kind))
     return {kind: int(n) for kind, n in rows}
 
 
 def oldest_pending_due(conn: Connection) -> datetime | None:
     """The earliest due time among pending timers (one step along the partial index)."""
-    due: datetime | None = conn.execute(select(func.min(_c.due_at)).where(*_pending)).scalar()
+    due: datetime | None = conn.execute(select(func.min(_c.due_at)).where(t.TIMER_PENDING)).scalar()
     return due
 
 

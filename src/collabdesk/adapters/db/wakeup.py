@@ -34,7 +34,6 @@ DUE_SOON = timedelta(seconds=60)
 # so a connection dropped without a word (a NAT or a failover) is found and replaced.
 HEALTH_CHECK_SECONDS = 30.0
 
-_pending = (t.timers.c.fired_at.is_(None), t.timers.c.cancelled_at.is_(None))
 
 
 def notify_timers(conn: Connection) -> None:
@@ -60,7 +59,7 @@ def next_pending_due(engine: Engine, after: datetime) -> datetime | None:
     c = t.timers.c
     with engine.connect() as conn:
         due: datetime | None = conn.execute(
-            select(func.min(c.due_at)).where(*_pending, c.due_at > after)).scalar()
+            select(func.min(c.due_at)).where(t.TIMER_PENDING, c.due_at > after)).scalar()
         return due
 
 
