@@ -34,10 +34,13 @@ from collabdesk.domain.policy import Policy
 from collabdesk.domain.records import (
     Account,
     Delivery,
+    DeliveryStatus,
     EvidenceRecord,
     InboxItem,
     Note,
+    OutboxMessage,
     Timer,
+    Webhook,
 )
 from collabdesk.domain.timers import TimerSpec
 from collabdesk.domain.values import Contact, Order, Store
@@ -54,11 +57,13 @@ from collabdesk.services.ports import (
     InboxRepository,
     NoteRepository,
     OrderRepository,
+    OutboxRepository,
     RollupRepository,
     StoredResponse,
     StoreRepository,
     TimerRepository,
     ViolationRepository,
+    WebhookRepository,
     WorkOrderQuery,
     WorkOrderRepository,
 )
@@ -79,6 +84,18 @@ class TimerRow:
     @property
     def pending(self) -> bool:
         return self.fired_at is None and self.cancelled_at is None
+
+
+@dataclass
+class OutboxRow:
+    message: OutboxMessage
+    lease_until: datetime | None = None
+    lease_token: str | None = None
+    done_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.message.status in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 
 
 @dataclass
@@ -105,7 +122,11 @@ class Tables:
     evidence: dict[str, EvidenceRecord] = field(default_factory=dict)
     attachments: dict[tuple[str, str], str] = field(default_factory=dict)  # -> visibility
     inbox: dict[str, InboxItem] = field(default_factory=dict)
+    inbox_stored: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # id -> order
     deliveries: list[Delivery] = field(default_factory=list)
+    outbox: dict[int, OutboxRow] = field(default_factory=dict)
+    next_outbox_id: int = 1
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
     violations: dict[str, Violation] = field(default_factory=dict)
     ledger: list[LedgerEntry] = field(default_factory=list)
     idempotency: dict[tuple[str, str], StoredResponse] = field(default_factory=dict)
@@ -118,6 +139,7 @@ class FakeDatabase:
         self.generation = 0
         self.commits = 0
         self.lock = threading.Lock()
+        self.signals: list[str] = []  # raised by committed units of work, in order
 
     def snapshot(self) -> Tables:
         """A deep copy of what is committed, for tests to inspect or compare."""
@@ -415,6 +437,7 @@ class FakeEvidence(_Repo):
 class FakeInbox(_Repo):
     def add(self, item: InboxItem) -> None:
         self.t.inbox[item.id] = item
+        self.t.inbox_stored[item.id] = (len(self.t.inbox_stored), datetime.now(UTC))
 
     def add_many(self, items: list[InboxItem]) -> None:
         for item in items:
@@ -434,6 +457,21 @@ class FakeInbox(_Repo):
         self.t.inbox[item_id] = replace(item, read=True)
         return True
 
+    def _in_order(self) -> list[tuple[datetime, InboxItem]]:
+        order = sorted(self.t.inbox_stored.items(), key=lambda kv: kv[1][0])
+        return [(at, self.t.inbox[item_id]) for item_id, (_, at) in order]
+
+    def stored_since(self, since: datetime, limit: int) -> list[tuple[datetime, InboxItem]]:
+        return [(at, i) for at, i in self._in_order() if at >= since][:limit]
+
+    def stored_after(self, recipient_id: str, item_id: str, limit: int
+                     ) -> list[tuple[datetime, InboxItem]] | None:
+        mine = [(at, i) for at, i in self._in_order() if i.recipient_id == recipient_id]
+        ids = [i.id for _, i in mine]
+        if item_id not in ids:
+            return None
+        return mine[ids.index(item_id) + 1:][:limit]
+
 
 class FakeDeliveries(_Repo):
     def add(self, delivery: Delivery) -> None:
@@ -445,6 +483,111 @@ class FakeDeliveries(_Repo):
     def for_work_order(self, work_order_id: str) -> list[Delivery]:
         return sorted((d for d in self.t.deliveries if d.work_order_id == work_order_id),
                       key=lambda d: (d.at, d.id))
+
+    def update_many(self, lines: list[Delivery]) -> None:
+        by_id = {d.id: d for d in lines}
+        self.t.deliveries = [
+            replace(d, status=by_id[d.id].status, reason=by_id[d.id].reason,
+                    at=by_id[d.id].at, attempt=by_id[d.id].attempt) if d.id in by_id else d
+            for d in self.t.deliveries]
+
+    def for_store(self, store_id: str, before: tuple[datetime, str] | None, limit: int,
+                  *, failures_only: bool = False) -> list[Delivery]:
+        lines = [d for d in self.t.deliveries if d.recipient_store_id == store_id
+                 and (before is None or (d.at, d.id) < before)
+                 and (not failures_only or d.status in (DeliveryStatus.FAILED,
+                                                        DeliveryStatus.RETRYING))]
+        return sorted(lines, key=lambda d: (d.at, d.id), reverse=True)[:limit]
+
+
+class FakeOutbox(_Repo):
+    def add_many(self, messages: list[OutboxMessage]) -> None:
+        for m in messages:
+            m = replace(m, id=self.t.next_outbox_id)
+            self.t.next_outbox_id += 1
+            self.t.outbox[m.id] = OutboxRow(m)  # type: ignore[index]
+
+    def claim_due(self, now: datetime, limit: int, lease_until: datetime, token: str,
+                  real_now: datetime) -> list[OutboxMessage]:
+        due = sorted((r for r in self.t.outbox.values() if r.open and r.message.due_at <= now
+                      and (r.lease_until is None or r.lease_until < real_now)),
+                     key=lambda r: (r.message.due_at, r.message.id))[:limit]
+        for r in due:
+            r.lease_until, r.lease_token = lease_until, token
+        return [replace(r.message) for r in due]
+
+    def record(self, messages: list[OutboxMessage], token: str) -> int:
+        stored = 0
+        for m in messages:
+            row = self.t.outbox.get(m.id or -1)
+            if row is None or row.lease_token != token:
+                continue
+            row.message = replace(m)
+            row.lease_until = row.lease_token = None
+            row.done_at = None if row.open else m.due_at
+            stored += 1
+        return stored
+
+    def by_event(self, event_id: str, recipient_id: str) -> OutboxMessage | None:
+        rows = [r for r in self.t.outbox.values() if r.message.event_id == event_id
+                and r.message.recipient_id == recipient_id]
+        return replace(rows[-1].message) if rows else None
+
+    def close_open(self, recipient_id: str, reason: str, now: datetime
+                   ) -> list[OutboxMessage]:
+        closed = []
+        for r in self.t.outbox.values():
+            if r.open and r.message.recipient_id == recipient_id:
+                closed.append(replace(r.message))
+                r.message = replace(r.message, status=DeliveryStatus.FAILED, last_error=reason)
+                r.done_at, r.lease_until, r.lease_token = now, None, None
+        return closed
+
+    def next_due(self) -> datetime | None:
+        return min((r.message.due_at for r in self.t.outbox.values() if r.open), default=None)
+
+    def backlog(self) -> dict[str, tuple[int, datetime | None]]:
+        out: dict[str, tuple[int, datetime | None]] = {}
+        for r in self.t.outbox.values():
+            if r.open:
+                n, first = out.get(str(r.message.channel), (0, None))
+                due = r.message.due_at
+                out[str(r.message.channel)] = (n + 1, due if first is None else min(first, due))
+        return out
+
+    def clear_leases(self) -> int:
+        held = [r for r in self.t.outbox.values() if r.open and r.lease_until is not None]
+        for r in held:
+            r.lease_until = r.lease_token = None
+        return len(held)
+
+    def purge(self, done_before: datetime, limit: int) -> int:
+        old = [k for k, r in self.t.outbox.items()
+               if r.done_at is not None and r.done_at < done_before][:limit]
+        for k in old:
+            del self.t.outbox[k]
+        return len(old)
+
+
+class FakeWebhooks(_Repo):
+    def add(self, hook: Webhook) -> None:
+        self.t.webhooks[hook.id] = hook
+
+    def get(self, hook_id: str) -> Webhook | None:
+        return self.t.webhooks.get(hook_id)
+
+    def for_store(self, store_id: str) -> list[Webhook]:
+        return sorted((h for h in self.t.webhooks.values() if h.store_id == store_id),
+                      key=lambda h: (h.created_at, h.id))
+
+    def get_many(self, hook_ids: list[str]) -> list[Webhook]:
+        return [self.t.webhooks[i] for i in sorted(set(hook_ids)) if i in self.t.webhooks]
+
+    def delete(self, hook_id: str) -> bool:
+        return self.t.webhooks.pop(hook_id, None) is not None
+
+    def save(self, hook: Webhook) -> None:
+        self.t.webhooks[hook.id] = hook
 
 
 class FakeViolations(_Repo):
@@ -526,6 +669,8 @@ class FakeUnitOfWork:
     evidence: EvidenceRepository
     inbox: InboxRepository
     deliveries: DeliveryRepository
+    outbox: OutboxRepository
+    webhooks: WebhookRepository
     violations: ViolationRepository
     idempotency: IdempotencyRepository
 
@@ -534,6 +679,7 @@ class FakeUnitOfWork:
         self._write = write
         self._tables: Tables | None = None
         self._generation = -1
+        self._signals: set[str] = set()
 
     def __enter__(self) -> Self:
         with self._db.lock:
@@ -551,6 +697,8 @@ class FakeUnitOfWork:
         self.evidence = FakeEvidence(tables)
         self.inbox = FakeInbox(tables)
         self.deliveries = FakeDeliveries(tables)
+        self.outbox = FakeOutbox(tables)
+        self.webhooks = FakeWebhooks(tables)
         self.violations = FakeViolations(tables)
         self.idempotency = FakeIdempotency(tables)
         return self
@@ -569,6 +717,11 @@ class FakeUnitOfWork:
             self._db.generation += 1
             self._db.commits += 1
             self._generation = self._db.generation
+            self._db.signals.extend(sorted(self._signals))
+        self._signals = set()
+
+    def after_commit(self, signal: str) -> None:
+        self._signals.add(signal)
 
 
 class FakeUnitOfWorkFactory:

@@ -98,7 +98,7 @@ def test_the_record_names_are_the_api_contracts() -> None:
     assert [str(v) for v in records.InboxKind] == [
         "work_order_created", "reminder", "timeout", "confirmation_requested",
         "verification_decided", "judged", "appeal_decided", "violation_recorded",
-        "work_order_closed", "state_changed"]
+        "work_order_closed", "state_changed", "webhook_disabled"]
     assert [str(v) for v in records.DeliveryStatus] == [
         "pending", "delivered", "failed", "retrying", "skipped"]
     assert records.InboxItem("i-1", "c-1", records.InboxKind.REMINDER, None, "t",

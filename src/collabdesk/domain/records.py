@@ -21,6 +21,7 @@ class Account:
     login: str | None
     handles_work_orders: bool
     created_at: datetime
+    language: str = "zh"  # of its notifications: "zh" or "en"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class InboxKind(StrEnum):
     VIOLATION_RECORDED = "violation_recorded"
     WORK_ORDER_CLOSED = "work_order_closed"
     STATE_CHANGED = "state_changed"
+    WEBHOOK_DISABLED = "webhook_disabled"
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,56 @@ class Delivery:
     status: DeliveryStatus
     reason: str | None
     at: datetime
+    attempt: int | None = None  # 1, 2, ... on the outbox's channels
+    event_id: str | None = None  # a webhook delivery's event id
+    destination: str | None = None  # masked phone or email, or the webhook's URL
+
+
+class Channel(StrEnum):
+    INBOX = "inbox"
+    SMS = "sms"
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+@dataclass
+class OutboxMessage:
+    """A message to send on an external channel, stored with the change that causes it.
+    `payload` is what goes out: JSON `{"text"}` (sms), `{"subject", "text"}` (email), or
+    the webhook's exact body. `first_due_at` anchors the retry schedule."""
+
+    channel: Channel
+    kind: str
+    work_order_id: str | None
+    store_id: str | None
+    recipient_id: str
+    destination: str
+    event_id: str | None
+    payload: str
+    created_at: datetime
+    first_due_at: datetime
+    due_at: datetime
+    line_id: str
+    attempts: int = 0
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    last_error: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    id: str
+    store_id: str
+    url: str
+    events: tuple[str, ...]
+    secret_salt: str
+    enabled: bool
+    created_at: datetime
+    created_by: str
+    failing_since: datetime | None = None
+    last_error: str | None = None
+    last_delivered_at: datetime | None = None
+    disabled_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from collabdesk.domain.records import (
     EvidenceRecord,
     InboxItem,
     Note,
+    OutboxMessage,
     Timer,
+    Webhook,
 )
 from collabdesk.domain.states import State
 from collabdesk.domain.timers import TimerSpec
@@ -173,12 +175,58 @@ class InboxRepository(Protocol):
     def page(self, recipient_id: str, before: tuple[datetime, str] | None,
              limit: int) -> list[InboxItem]: ...
     def mark_read(self, recipient_id: str, item_id: str) -> bool: ...
+    def stored_since(self, since: datetime, limit: int) -> list[tuple[datetime, InboxItem]]:
+        """Items of every recipient stored at or after `since` (the real time of the
+        insert), oldest first, with when each was stored: what live streams poll."""
+    def stored_after(self, recipient_id: str, item_id: str, limit: int
+                     ) -> list[tuple[datetime, InboxItem]] | None:
+        """The recipient's items stored after their item `item_id`, oldest first; None
+        when they have no such item (a resume from an unknown id)."""
 
 
 class DeliveryRepository(Protocol):
     def add(self, delivery: Delivery) -> None: ...
     def add_many(self, deliveries: list[Delivery]) -> None: ...
     def for_work_order(self, work_order_id: str) -> list[Delivery]: ...
+    def update_many(self, lines: list[Delivery]) -> None:
+        """Overwrite lines by id (a message's pending line becomes its first attempt)."""
+    def for_store(self, store_id: str, before: tuple[datetime, str] | None, limit: int,
+                  *, failures_only: bool = False) -> list[Delivery]:
+        """Lines to the store's staff and webhooks, newest first."""
+
+
+class OutboxRepository(Protocol):
+    def add_many(self, messages: list[OutboxMessage]) -> None: ...
+    def claim_due(self, now: datetime, limit: int, lease_until: datetime, token: str,
+                  real_now: datetime) -> list[OutboxMessage]:
+        """Lease up to `limit` messages due by `now`, in due order, to the caller until
+        `lease_until` (real time): none another dispatcher holds an unexpired lease on,
+        none another transaction has locked (PostgreSQL: SKIP LOCKED)."""
+    def record(self, messages: list[OutboxMessage], token: str) -> int:
+        """Store each message's attempts, status, due time and error if the caller's
+        lease still holds, and drop the lease; how many were stored."""
+    def by_event(self, event_id: str, recipient_id: str) -> OutboxMessage | None: ...
+    def close_open(self, recipient_id: str, reason: str, now: datetime
+                   ) -> list[OutboxMessage]:
+        """Mark the recipient's unsent messages failed (a webhook removed or switched
+        off); the messages closed."""
+    def next_due(self) -> datetime | None:
+        """The earliest due time of an unsent message."""
+    def backlog(self) -> dict[str, tuple[int, datetime | None]]:
+        """Unsent messages by channel: how many, and the earliest due time."""
+    def clear_leases(self) -> int:
+        """Drop every lease (a sole dispatcher starting after a crash)."""
+    def purge(self, done_before: datetime, limit: int) -> int:
+        """Delete up to `limit` messages finished before the given time."""
+
+
+class WebhookRepository(Protocol):
+    def add(self, hook: Webhook) -> None: ...
+    def get(self, hook_id: str) -> Webhook | None: ...
+    def for_store(self, store_id: str) -> list[Webhook]: ...
+    def get_many(self, hook_ids: list[str]) -> list[Webhook]: ...
+    def delete(self, hook_id: str) -> bool: ...
+    def save(self, hook: Webhook) -> None: ...
 
 
 class ViolationRepository(Protocol):
@@ -227,12 +275,17 @@ class UnitOfWork(Protocol):
     evidence: EvidenceRepository
     inbox: InboxRepository
     deliveries: DeliveryRepository
+    outbox: OutboxRepository
+    webhooks: WebhookRepository
     violations: ViolationRepository
     idempotency: IdempotencyRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
     def commit(self) -> None: ...
+    def after_commit(self, signal: str) -> None:
+        """Ask for `signal` ("outbox", "inbox") to be raised once this transaction has
+        committed (the dispatcher and the live streams wake up; see ServiceContext)."""
 
 
 class UnitOfWorkFactory(Protocol):

@@ -107,7 +107,8 @@ def stage_change(ctx: ServiceContext, writes: Writes, wo: WorkOrder,
     if state_changed:
         writes.scheduled += [(wo.id, spec, now) for spec in timers_for(wo, ctx.policy)]
     writes.rollups.add(metrics.delta(wo.store_id, before, metrics.facts_of(wo)))
-    notifications.on_events(writes.notices, wo, events)
+    notifications.on_events(writes.notices, wo, events, ctx.policy,
+                            state_changed=state_changed and before is not None)
 
 
 def commit_change(ctx: ServiceContext, uow: UnitOfWork, wo: WorkOrder,

@@ -8,7 +8,7 @@ insert aborts the use case anyway, and its transaction is rolled back whole.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -80,7 +80,7 @@ class _Repo:
 
 def _account(m: Any) -> Account:
     return Account(m["id"], m["name"], Role(m["role"]), m["store_id"], m["phone"], m["email"],
-                   m["login"], m["handles_work_orders"], m["created_at"])
+                   m["login"], m["handles_work_orders"], m["created_at"], m["language"])
 
 
 _ACCOUNT_BY_ID = select(t.accounts).where(t.accounts.c.id == bindparam("id"))
@@ -97,7 +97,7 @@ class SqlAccounts(_Repo):
                 store_id=account.store_id, phone=account.phone, email=account.email,
                 login=account.login, password_hash=password_hash, token_hash=token_hash,
                 handles_work_orders=account.handles_work_orders,
-                created_at=account.created_at))
+                created_at=account.created_at, language=account.language))
         except IntegrityError as exc:
             raise AlreadyExists(f"login {account.login!r} is already taken") from exc
 
@@ -486,18 +486,33 @@ class SqlEvidence(_Repo):
 
 _INSERT_INBOX = insert(t.inbox)
 _INSERT_DELIVERY = insert(t.deliveries)
+_UPDATE_DELIVERY = (update(t.deliveries).where(t.deliveries.c.id == bindparam("line_id"))
+                    .values(status=bindparam("b_status"), reason=bindparam("b_reason"),
+                            at=bindparam("b_at"), attempt=bindparam("b_attempt")))
 
 
-def _inbox_row(item: InboxItem) -> dict[str, Any]:
+def _inbox_row(item: InboxItem, stored_at: datetime) -> dict[str, Any]:
     return {"id": item.id, "recipient_id": item.recipient_id, "kind": str(item.kind),
             "work_order_id": item.work_order_id, "text": item.text,
-            "created_at": item.created_at, "read": item.read}
+            "created_at": item.created_at, "read": item.read, "stored_at": stored_at}
+
+
+def _inbox_item(r: Any) -> InboxItem:
+    return InboxItem(r.id, r.recipient_id, InboxKind(r.kind), r.work_order_id, r.text,
+                     r.created_at, r.read)
 
 
 def _delivery_row(d: Delivery) -> dict[str, Any]:
     return {"id": d.id, "work_order_id": d.work_order_id, "recipient_id": d.recipient_id,
             "recipient_store_id": d.recipient_store_id, "channel": d.channel, "kind": d.kind,
-            "status": str(d.status), "reason": d.reason, "at": d.at}
+            "status": str(d.status), "reason": d.reason, "at": d.at, "attempt": d.attempt,
+            "event_id": d.event_id, "destination": d.destination}
+
+
+def _delivery(r: Any) -> Delivery:
+    return Delivery(r.id, r.work_order_id, r.recipient_id, r.recipient_store_id, r.channel,
+                    r.kind, DeliveryStatus(r.status), r.reason, r.at, r.attempt, r.event_id,
+                    r.destination)
 
 
 class SqlInbox(_Repo):
@@ -506,7 +521,9 @@ class SqlInbox(_Repo):
 
     def add_many(self, items: list[InboxItem]) -> None:
         if items:
-            self.conn.execute(_INSERT_INBOX, [_inbox_row(i) for i in items])
+            # The real time, not the service clock: streams follow the order of storing.
+            stored_at = datetime.now(UTC)
+            self.conn.execute(_INSERT_INBOX, [_inbox_row(i, stored_at) for i in items])
 
     def page(self, recipient_id: str, before: tuple[datetime, str] | None,
              limit: int) -> list[InboxItem]:
@@ -516,14 +533,33 @@ class SqlInbox(_Repo):
             at, last_id = before
             stmt = stmt.where(or_(c.created_at < at, and_(c.created_at == at, c.id < last_id)))
         rows = self.conn.execute(stmt.order_by(c.created_at.desc(), c.id.desc()).limit(limit))
-        return [InboxItem(r.id, r.recipient_id, InboxKind(r.kind), r.work_order_id, r.text,
-                          r.created_at, r.read) for r in rows]
+        return [_inbox_item(r) for r in rows]
 
     def mark_read(self, recipient_id: str, item_id: str) -> bool:
         c = t.inbox.c
         result = self.conn.execute(update(t.inbox).where(
             c.id == item_id, c.recipient_id == recipient_id).values(read=True))
         return result.rowcount == 1
+
+    def stored_since(self, since: datetime, limit: int) -> list[tuple[datetime, InboxItem]]:
+        c = t.inbox.c
+        rows = self.conn.execute(select(t.inbox).where(c.stored_at >= since)
+                                 .order_by(c.stored_at, c.id).limit(limit))
+        return [(r.stored_at, _inbox_item(r)) for r in rows]
+
+    def stored_after(self, recipient_id: str, item_id: str, limit: int
+                     ) -> list[tuple[datetime, InboxItem]] | None:
+        c = t.inbox.c
+        mark = self.conn.execute(select(c.stored_at).where(
+            c.id == item_id, c.recipient_id == recipient_id)).first()
+        if mark is None or mark.stored_at is None:
+            return None
+        rows = self.conn.execute(
+            select(t.inbox).where(c.recipient_id == recipient_id, or_(
+                c.stored_at > mark.stored_at,
+                and_(c.stored_at == mark.stored_at, c.id > item_id)))
+            .order_by(c.stored_at, c.id).limit(limit))
+        return [(r.stored_at, _inbox_item(r)) for r in rows]
 
 
 class SqlDeliveries(_Repo):
@@ -534,13 +570,29 @@ class SqlDeliveries(_Repo):
         if deliveries:
             self.conn.execute(_INSERT_DELIVERY, [_delivery_row(d) for d in deliveries])
 
+    def update_many(self, lines: list[Delivery]) -> None:
+        if lines:
+            self.conn.execute(_UPDATE_DELIVERY, [
+                {"line_id": d.id, "b_status": str(d.status), "b_reason": d.reason,
+                 "b_at": d.at, "b_attempt": d.attempt} for d in lines])
+
     def for_work_order(self, work_order_id: str) -> list[Delivery]:
         c = t.deliveries.c
         rows = self.conn.execute(select(t.deliveries).where(c.work_order_id == work_order_id)
                                  .order_by(c.at, c.id))
-        return [Delivery(r.id, r.work_order_id, r.recipient_id, r.recipient_store_id,
-                         r.channel, r.kind, DeliveryStatus(r.status), r.reason, r.at)
-                for r in rows]
+        return [_delivery(r) for r in rows]
+
+    def for_store(self, store_id: str, before: tuple[datetime, str] | None, limit: int,
+                  *, failures_only: bool = False) -> list[Delivery]:
+        c = t.deliveries.c
+        stmt = select(t.deliveries).where(c.recipient_store_id == store_id)
+        if failures_only:
+            stmt = stmt.where(c.status.in_(("failed", "retrying")))
+        if before is not None:
+            at, last_id = before
+            stmt = stmt.where(or_(c.at < at, and_(c.at == at, c.id < last_id)))
+        rows = self.conn.execute(stmt.order_by(c.at.desc(), c.id.desc()).limit(limit))
+        return [_delivery(r) for r in rows]
 
 
 def _violation_values(v: Violation) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    literal_column,
     text,
 )
 
@@ -53,6 +54,8 @@ accounts = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("handles_work_orders", Boolean, nullable=False, server_default=text("true")),
     Column("created_at", UTCDateTime, nullable=False),
+    # The language of the account's notifications: "zh" (default) or "en".
+    Column("language", String(8), nullable=False, server_default=text("'zh'")),
     Index(None, "store_id"),
 )
 
@@ -222,7 +225,12 @@ inbox = Table(
     Column("text", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("read", Boolean, nullable=False),
+    # When the row was written (the real time, whatever the clock says): the order live
+    # streams follow, since `created_at` of a late-fired timer's notice lies in the past.
+    Column("stored_at", UTCDateTime),
     Index(None, "recipient_id", "created_at", "id"),
+    Index(None, "stored_at", "id"),
+    Index(None, "recipient_id", "stored_at", "id"),
 )
 
 deliveries = Table(
@@ -236,8 +244,66 @@ deliveries = Table(
     Column("status", String(16), nullable=False),
     Column("reason", Text),
     Column("at", UTCDateTime, nullable=False),
+    Column("attempt", Integer),  # 1, 2, ... for sms/email/webhook; none for inbox
+    Column("event_id", String(ID)),  # a webhook's event id
+    Column("destination", String(254)),  # masked phone, masked email, webhook URL
     Index(None, "work_order_id", "at"),
+    Index(None, "recipient_store_id", "at", "id"),
 )
+
+# Webhooks a store registered. The signing secret is not stored: it is derived from the
+# server's secret key and `secret_salt` (services/webhooks.py).
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("store_id", String(ID), ForeignKey("stores.id"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("secret_salt", String(64), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(ID), nullable=False),
+    # The current run of failures: since when (the first failed attempt's due time), why.
+    Column("failing_since", UTCDateTime),
+    Column("last_error", Text),
+    Column("last_delivered_at", UTCDateTime),
+    Column("disabled_at", UTCDateTime),
+    Index(None, "store_id"),
+)
+
+# The transactional outbox: a message to send on an external channel (sms, email,
+# webhook), written in the transaction of the change that causes it and sent at least
+# once by the dispatcher (services/outbox.py), retried on its schedule.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("channel", String(16), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("work_order_id", String(ID)),
+    Column("store_id", String(ID)),  # the recipient's store (a merchant, a webhook)
+    Column("recipient_id", String(ID), nullable=False),  # an account or a webhook
+    Column("destination", Text, nullable=False),  # phone, email address, URL
+    Column("event_id", String(ID)),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("first_due_at", UTCDateTime, nullable=False),  # the retry schedule's origin
+    Column("due_at", UTCDateTime, nullable=False),  # the next attempt
+    Column("attempts", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, retrying, delivered, ...
+    Column("line_id", String(ID), nullable=False),  # the delivery line of attempt 1
+    # A dispatcher sending it: until when (real time), and its claim's token.
+    Column("lease_until", UTCDateTime),
+    Column("lease_token", String(32)),
+    Column("last_error", Text),
+    Column("done_at", UTCDateTime),
+    Index("ix_outbox_due", "due_at", "id",
+          sqlite_where=text("status IN ('pending', 'retrying')"),
+          postgresql_where=text("status IN ('pending', 'retrying')")),
+    Index(None, "event_id"),
+)
+# A message still to send: the predicate of the partial index above.
+OUTBOX_OPEN = outbox.c.status.in_([literal_column("'pending'"), literal_column("'retrying'")])
 
 violations = Table(
     "violations", metadata,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Self
 
 from sqlalchemy import Connection, Engine
@@ -17,14 +18,17 @@ from collabdesk.services.ports import (
     InboxRepository,
     NoteRepository,
     OrderRepository,
+    OutboxRepository,
     RollupRepository,
     StoreRepository,
     TimerRepository,
     ViolationRepository,
+    WebhookRepository,
     WorkOrderRepository,
 )
 
 from .engine import WRITE
+from .outbox import SqlOutbox, SqlWebhooks
 from .repositories import (
     SqlAccounts,
     SqlDeliveries,
@@ -54,13 +58,18 @@ class SqlUnitOfWork:
     evidence: EvidenceRepository
     inbox: InboxRepository
     deliveries: DeliveryRepository
+    outbox: OutboxRepository
+    webhooks: WebhookRepository
     violations: ViolationRepository
     idempotency: IdempotencyRepository
 
-    def __init__(self, engine: Engine, *, write: bool = True) -> None:
+    def __init__(self, engine: Engine, *, write: bool = True,
+                 on_commit: Callable[[set[str]], None] | None = None) -> None:
         self._engine = engine
         self._write = write
         self._conn: Connection | None = None
+        self._on_commit = on_commit
+        self._signals: set[str] = set()
 
     def __enter__(self) -> Self:
         conn = self._engine.connect()
@@ -79,6 +88,8 @@ class SqlUnitOfWork:
         self.evidence = SqlEvidence(conn)
         self.inbox = SqlInbox(conn)
         self.deliveries = SqlDeliveries(conn)
+        self.outbox = SqlOutbox(conn)
+        self.webhooks = SqlWebhooks(conn, lock=self._write)
         self.violations = SqlViolations(conn, lock=self._write)
         self.idempotency = SqlIdempotency(conn, lock=self._write)
         return self
@@ -110,6 +121,12 @@ class SqlUnitOfWork:
             if _lost_a_race(exc):
                 raise ConcurrentUpdate(f"commit aborted by the database: {exc.orig}") from exc
             raise
+        signals, self._signals = self._signals, set()
+        if signals and self._on_commit is not None:
+            self._on_commit(signals)
+
+    def after_commit(self, signal: str) -> None:
+        self._signals.add(signal)
 
 
 # PostgreSQL: serialization_failure, deadlock_detected.
@@ -131,8 +148,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: Engine) -> None:
+    """Units of work on `engine`; `on_commit` hears the signals a committed one raised."""
+
+    def __init__(self, engine: Engine,
+                 on_commit: Callable[[set[str]], None] | None = None) -> None:
         self.engine = engine
+        self.on_commit = on_commit
 
     def __call__(self, *, write: bool = True) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, write=write)
+        return SqlUnitOfWork(self.engine, write=write, on_commit=self.on_commit)

@@ -28,6 +28,9 @@ from . import tables as t
 log = logging.getLogger("collabdesk.wakeup")
 
 CHANNEL = "collabdesk_timers"
+# Messages just written to the outbox (notified by every transaction that adds some: a
+# dispatcher in another process should send them now, not after its poll).
+OUTBOX_CHANNEL = "collabdesk_outbox"
 # Longer than any sensible poll interval (COLLABDESK_TIMER_POLL_SECONDS, 1 s by default).
 DUE_SOON = timedelta(seconds=60)
 # A listening connection that has heard nothing for this long is checked with SELECT 1,
@@ -36,11 +39,12 @@ HEALTH_CHECK_SECONDS = 30.0
 
 
 
-def notify_timers(conn: Connection) -> None:
-    """Queue a wake-up for the runners, sent when `conn`'s transaction commits (and
-    dropped if it rolls back). A no-op on SQLite, whose single runner polls."""
+def notify_timers(conn: Connection, channel: str = CHANNEL) -> None:
+    """Queue a wake-up for the runners (or, on `OUTBOX_CHANNEL`, the dispatchers), sent
+    when `conn`'s transaction commits (and dropped if it rolls back). A no-op on SQLite,
+    whose single runner polls."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
 
 
 def notify_if_due_soon(conn: Connection, due_ats: Iterable[datetime], now: datetime,
@@ -70,8 +74,8 @@ class TimerListener:
     caller decides how long to poll before the next attempt.
     """
 
-    def __init__(self, engine: Engine, *, application_name: str = "collabdesk-listener"
-                 ) -> None:
+    def __init__(self, engine: Engine, *, application_name: str = "collabdesk-listener",
+                 channel: str = CHANNEL) -> None:
         if engine.dialect.name != "postgresql":
             raise ValueError("LISTEN/NOTIFY needs PostgreSQL")
         args, params = engine.dialect.create_connect_args(engine.url)
@@ -83,6 +87,7 @@ class TimerListener:
             "keepalives_count": 3, "connect_timeout": 10}
         self._conn: Any = None
         self._checked = 0.0
+        self._channel = channel
 
     @property
     def connected(self) -> bool:
@@ -95,7 +100,7 @@ class TimerListener:
             return
         self.close()
         self._conn = psycopg.connect(*self._args, **self._params)
-        self._conn.execute(f"LISTEN {CHANNEL}")
+        self._conn.execute(f"LISTEN {self._channel}")
         self._checked = time.monotonic()
 
     def wait(self, timeout: float) -> bool:
