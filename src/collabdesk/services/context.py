@@ -66,6 +66,38 @@ class TokenCache:
             self._entries.clear()
 
 
+class Signals:
+    """In-process wake-ups raised after a commit: "outbox" (messages to send) and
+    "inbox" (new in-app notifications). Subscribers must return at once (they ring a
+    bell); other processes hear of the same commits through the database (NOTIFY on
+    PostgreSQL) or their polls."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Callable[[], None]]] = {}
+
+    def subscribe(self, name: str, callback: Callable[[], None]) -> None:
+        self._subscribers.setdefault(name, []).append(callback)
+
+    def unsubscribe(self, name: str, callback: Callable[[], None]) -> None:
+        if callback in self._subscribers.get(name, []):
+            self._subscribers[name].remove(callback)
+
+    def fire(self, names: set[str]) -> None:
+        for name in names:
+            for callback in list(self._subscribers.get(name, [])):
+                callback()
+
+
+@dataclass(frozen=True)
+class DeliverySetup:
+    """What the notification services need to know of the channels: whether SMS and
+    email are configured (diagnostics), and the server key webhook secrets derive from."""
+
+    sms_configured: bool = False
+    smtp_configured: bool = False
+    webhook_key: bytes = b"collabdesk-tests-only-key"
+
+
 @dataclass
 class ServiceContext:
     uow: UnitOfWorkFactory
@@ -75,6 +107,8 @@ class ServiceContext:
     evidence_max_bytes: int = 20 * 1024 * 1024
     timer_batch_size: int = 200
     tokens: TokenCache = field(default_factory=TokenCache)
+    signals: Signals = field(default_factory=Signals)
+    delivery: DeliverySetup = field(default_factory=DeliverySetup)
 
     def write(self, fn: Callable[[UnitOfWork], T], *, attempts: int = 3) -> T:
         """Run `fn` in a write unit of work and commit; rerun it when a guarded update lost

@@ -290,3 +290,21 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self, *, write: bool = True) -> UnitOfWork: ...
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one attempt came to. `delivered` False with `final` True: not worth another
+    try (no channel configured: logged only, recorded as skipped)."""
+
+    delivered: bool
+    reason: str | None = None
+    final: bool = False
+
+
+class Sender(Protocol):
+    """One external channel (sms, email, webhook), implemented in adapters/channels.py.
+    `secret` is the webhook's signing secret (None on other channels). Never raises: a
+    failure is a SendResult saying why."""
+
+    async def send(self, message: OutboxMessage, secret: str | None) -> SendResult: ...
