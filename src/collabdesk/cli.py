@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                        "`collabdesk worker` for it)")
     _db_options(serve)
 
-    worker = sub.add_parser("worker", help="run the deadline runner without the web server")
+    worker = sub.add_parser("worker", help="run the deadline runner and the outbox "
+                                           "dispatcher without the web server")
     worker.add_argument("--concurrency", type=int, default=1, metavar="N",
                         help="runner threads (PostgreSQL; SQLite runs one)")
     worker.add_argument("--metrics-port", type=int,
@@ -202,6 +203,7 @@ def _serve_with(args: argparse.Namespace, settings: Settings) -> int:
     from collabdesk.adapters.db.schema_lock import migrate_exclusively
     from collabdesk.api.app import create_app
     from collabdesk.services.accounts import ensure_admin
+    from collabdesk.worker.dispatcher import OutboxDispatcher
     from collabdesk.worker.runner import DeadlineRunner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -241,8 +243,10 @@ def _serve_with(args: argparse.Namespace, settings: Settings) -> int:
     # environment (where anyone who may read /proc/<pid>/environ would find it).
     os.environ.pop("COLLABDESK_ADMIN_TOKEN", None)
     runner = None if args.no_worker else DeadlineRunner.for_container(container)
-    if runner is not None:
+    dispatcher = None if args.no_worker else OutboxDispatcher.for_container(container)
+    if runner is not None and dispatcher is not None:
         runner.start()
+        dispatcher.start()
     try:
         # The bound socket itself goes to the API processes (pickled with its family and
         # protocol): `uvicorn.run(fd=...)` would rebuild it as a protocol-0 socket, and
@@ -253,6 +257,8 @@ def _serve_with(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if runner is not None:
             runner.stop()
+        if dispatcher is not None:
+            dispatcher.stop()
         sock.close()
         container.engine.dispose()
     return 0
@@ -263,6 +269,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     signals = StopSignals()  # before the slow start: a stop asked meanwhile is clean too
     from collabdesk.adapters.db.schema_lock import migrate_exclusively
+    from collabdesk.worker.dispatcher import OutboxDispatcher
     from collabdesk.worker.runner import DeadlineRunner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -278,6 +285,7 @@ def _worker(args: argparse.Namespace) -> int:
               "at a time, one runner per database): running 1 runner thread",
               file=sys.stderr, flush=True)
     runner = DeadlineRunner.for_container(container, concurrency=args.concurrency)
+    dispatcher = OutboxDispatcher.for_container(container)
     metrics_server = None
     if args.metrics_port is not None:
         from collabdesk.worker.metrics_http import serve_metrics
@@ -293,11 +301,12 @@ def _worker(args: argparse.Namespace) -> int:
                f"polling every {settings.timer_poll_seconds:g} s")
     metrics_note = (f"; metrics on http://{args.metrics_host}:{args.metrics_port}/metrics"
                     if metrics_server else "")
-    print(f"collabdesk worker: {runner.concurrency} deadline runner thread(s) on "
+    print(f"collabdesk worker: {runner.concurrency} deadline runner thread(s) and the "
+          f"outbox dispatcher on "
           f"{container.engine.url.render_as_string(hide_password=True)}, {wakeups}"
           f"{metrics_note}", flush=True)
     try:
-        code = run_until_signalled([runner], signals=signals)
+        code = run_until_signalled([runner, dispatcher], signals=signals)
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()

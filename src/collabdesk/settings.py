@@ -36,6 +36,19 @@ class Settings(BaseSettings):
     timer_poll_seconds: float = Field(default=1.0, gt=0)
     timer_batch_size: int = Field(default=200, gt=0)
 
+    # Notifications. SMS: `POST {"to", "text"}` to this URL; email: smtp://host:port
+    # (smtps:// for TLS, user:password@ to log in). Unset: written to the log only.
+    sms_url: str | None = None
+    smtp_url: str | None = None
+    smtp_from: str = "collabdesk <noreply@collabdesk.invalid>"
+    # How long an SMS gateway, mail server or webhook may take to answer.
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    outbox_batch_size: int = Field(default=100, gt=0, le=1000)
+    # The key webhook signing secrets derive from (keep it secret, the same on every
+    # process, and stable: a new key changes every webhook's secret). Unset: generated
+    # once into <data_dir>/secret.key.
+    secret_key: SecretStr | None = None
+
     reply_window: timedelta = timedelta(hours=24)
     reminders_before_due: list[timedelta] = [timedelta(hours=12), timedelta(hours=2)]
     confirmation_window: timedelta = timedelta(hours=48)

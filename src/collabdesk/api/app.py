@@ -1,4 +1,5 @@
-"""The FastAPI application: the edge, routers, error handlers, docs, the deadline runner.
+"""The FastAPI application: the edge, routers, error handlers, docs, the deadline runner
+and the outbox dispatcher.
 
 `create_app` serves one container; `app_from_env` is the factory each API process of
 `collabdesk serve --workers N` calls: it builds its container from the COLLABDESK_*
@@ -17,15 +18,17 @@ from fastapi import FastAPI
 from collabdesk import __version__
 from collabdesk.bootstrap import Container, build
 from collabdesk.settings import Settings
+from collabdesk.worker.dispatcher import OutboxDispatcher
 from collabdesk.worker.runner import DeadlineRunner
 
 from . import docs, errors, openapi
 from .edge import Edge
-from .routes import accounts, evidence, inbox, ops, violations, work_orders
+from .routes import accounts, evidence, inbox, notifications, ops, violations, work_orders
 
 
 def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
     runner = DeadlineRunner.for_container(container)  # connects only when started
+    dispatcher = OutboxDispatcher.for_container(container)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -33,11 +36,13 @@ def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
         to_thread.current_default_thread_limiter().total_tokens = container.settings.threads
         if start_runner:
             runner.start()
+            dispatcher.start()
         try:
             yield
         finally:
             if start_runner:
                 runner.stop()
+                dispatcher.stop()
 
     test_clock = container.test_clock is not None
     app = FastAPI(title="collabdesk", version=__version__, lifespan=lifespan,
@@ -48,9 +53,10 @@ def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
     app.state.ctx = container.ctx
     app.state.test_clock = container.test_clock
     app.state.runner = runner
+    app.state.dispatcher = dispatcher
     app.state.engine = container.engine
     errors.install(app)
-    for module in (accounts, work_orders, evidence, inbox, violations, ops):
+    for module in (accounts, work_orders, evidence, inbox, notifications, violations, ops):
         app.include_router(module.router)
     if test_clock:
         app.include_router(ops.test_clock_router)

@@ -256,6 +256,12 @@ class Delivery(Out):
     status: DeliveryStatus
     reason: str | None
     at: Time
+    work_order_id: str | None = None
+    attempt: int | None = Field(None, description="1, 2, ... on sms, email and webhook "
+                                                  "(none on the inbox)")
+    event_id: str | None = Field(None, description="a webhook delivery's event id")
+    destination: str | None = Field(None, description="the masked phone number or email "
+                                                      "address, or the webhook's URL")
 
 
 # ---- the rest ----------------------------------------------------------------------------
@@ -290,6 +296,7 @@ class Account(Out):
     name: str
     role: Role
     store_id: str | None
+    language: str = Field("zh", description="the language of its notifications: zh or en")
 
 
 class NewAccount(Account):
@@ -448,10 +455,13 @@ class ClockReading(Out):
 
 
 class ClockAdvanced(Out):
-    """The test clock's new time, and how many timers fired."""
+    """The test clock's new time, how many timers fired, and how many delivery attempts
+    (SMS, email, webhooks) were made."""
 
     now: Time
     fired: int = Field(description="how many timers fired")
+    sent: int = Field(0, description="delivery attempts made on the external channels "
+                                     "(each retry counts)")
 
 
 # ---- lists -------------------------------------------------------------------------------
@@ -486,6 +496,81 @@ class DeliveryPage(Page[Delivery]):
 
 class InboxPage(Page[InboxItem]):
     """A page of notifications."""
+
+
+class Webhook(Out):
+    """A store's webhook (its secret is shown only when it is registered)."""
+
+    id: str
+    store_id: str
+    url: str
+    events: list[str]
+    enabled: bool
+    created_at: Time
+    failing_since: Time | None = Field(
+        None, description="the first failed attempt of the current run of failures")
+    last_error: str | None = None
+    last_delivered_at: Time | None = None
+    disabled_at: Time | None = Field(None, description="when 3 days of failures switched "
+                                                       "it off")
+
+
+class NewWebhook(Webhook):
+    """The new webhook, with the secret that signs its deliveries: shown only here."""
+
+    secret: str | None = Field(None, description="HMAC-SHA256 key of `Collabdesk-Signature`; "
+                                                 "an Idempotency-Key replay leaves it out")
+
+
+class WebhookPage(Page[Webhook]):
+    """The store's webhooks."""
+
+
+class Redelivery(Out):
+    """A new delivery of an event to a webhook, queued to go out now."""
+
+    event_id: str
+    webhook_id: str
+    status: DeliveryStatus
+    due_at: Time
+
+
+class RecipientChannel(Out):
+    channel: str = Field(description="inbox, sms or email")
+    address: str | None = Field(description="masked phone number or email address")
+    ok: bool
+    problem: str | None = Field(None, description="the problem's code when not ok")
+
+
+class Recipient(Out):
+    account_id: str
+    name: str
+    role: Role
+    channels: list[RecipientChannel]
+
+
+class CheckProblem(Out):
+    code: str = Field(description="no_staff, no_permission_holder, no_phone, no_email, "
+                                  "sms_not_configured, smtp_not_configured, webhook_failing, "
+                                  "webhook_disabled, webhook_not_subscribed")
+    detail: str
+    account_id: str | None = None
+    webhook_id: str | None = None
+    since: Time | None = None
+
+
+class NotificationCheck(Out):
+    """Who would receive a new work order of the store now, by which channel, and every
+    problem found on the way."""
+
+    store_id: str
+    checked_at: Time
+    ok: bool = Field(description="no problem found")
+    recipients: list[Recipient]
+    webhooks: list[Webhook]
+    problems: list[CheckProblem]
+    last_failures: list[Delivery] = Field(description="the latest failed or retrying "
+                                                      "deliveries to the store, newest first")
 
 
 # ---- errors ------------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from collabdesk.domain import bounds
 from collabdesk.domain.audit import ChainLink
-from collabdesk.domain.records import Account, Delivery, EvidenceRecord, InboxItem, Note
+from collabdesk.domain.records import Account, Delivery, EvidenceRecord, InboxItem, Note, Webhook
 from collabdesk.domain.replies import ReplyOption
 from collabdesk.domain.states import Role
 from collabdesk.domain.values import (
@@ -63,6 +63,8 @@ class AccountIn(Body):
     email: f.Email | None = None
     login: f.Login | None = None
     password: f.Password | None = None
+    language: Literal["zh", "en"] = Field(
+        "zh", description="the language of the account's notifications")
 
 
 class StaffPermissionIn(Body):
@@ -195,7 +197,9 @@ def event_out(e: ChainLink) -> dict[str, Any]:
 
 def delivery_out(d: Delivery) -> dict[str, Any]:
     return {"id": d.id, "recipient_id": d.recipient_id, "channel": d.channel,
-            "kind": d.kind, "status": str(d.status), "reason": d.reason, "at": iso_or_none(d.at)}
+            "kind": d.kind, "status": str(d.status), "reason": d.reason, "at": iso_or_none(d.at),
+            "work_order_id": d.work_order_id, "attempt": d.attempt, "event_id": d.event_id,
+            "destination": d.destination}
 
 
 def inbox_out(i: InboxItem) -> dict[str, Any]:
@@ -211,7 +215,7 @@ def evidence_out(e: EvidenceRecord) -> dict[str, Any]:
 
 def account_out(a: Account, token: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"id": a.id, "name": a.name, "role": str(a.role),
-                           "store_id": a.store_id}
+                           "store_id": a.store_id, "language": a.language}
     if token is not None:
         out["token"] = token
     return out
@@ -230,3 +234,25 @@ def points_out(p: PointsStatement) -> dict[str, Any]:
     return {"store_id": p.store_id, "year": p.year, "total": p.total, "entries": [
         {"id": e.id, "violation_id": e.violation_id, "points": e.points, "reason": e.reason,
          "at": iso_or_none(e.at)} for e in p.entries]}
+
+
+class WebhookIn(Body):
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    events: Annotated[list[Annotated[str, StringConstraints(max_length=64)]],
+                      Field(min_length=1, max_length=10)]
+
+
+class RedeliverIn(Body):
+    event_id: f.Id
+
+
+def webhook_out(h: Webhook, secret: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": h.id, "store_id": h.store_id, "url": h.url, "events": list(h.events),
+        "enabled": h.enabled, "created_at": iso_or_none(h.created_at),
+        "failing_since": iso_or_none(h.failing_since), "last_error": h.last_error,
+        "last_delivered_at": iso_or_none(h.last_delivered_at),
+        "disabled_at": iso_or_none(h.disabled_at)}
+    if secret is not None:
+        out["secret"] = secret
+    return out

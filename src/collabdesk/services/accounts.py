@@ -12,6 +12,7 @@ from collabdesk.domain.states import ACCOUNT_ROLES, MERCHANT_ROLES, Role
 from collabdesk.domain.values import Actor
 
 from .context import ServiceContext, new_id
+from .messages import LANGUAGES
 from .ports import UnitOfWork
 
 BOOTSTRAP_ADMIN_ID = "acc_admin"
@@ -42,7 +43,8 @@ def create_account(ctx: ServiceContext, actor: Actor | None, *, name: str, role:
                    store_id: str | None = None, phone: str | None = None,
                    email: str | None = None, login: str | None = None,
                    password: str | None = None, token: str | None = None,
-                   account_id: str | None = None) -> tuple[Account, str]:
+                   account_id: str | None = None, language: str = "zh"
+                   ) -> tuple[Account, str]:
     """Returns the account and its bearer token, which is shown only this once.
 
     `actor` None is the operator at the command line.
@@ -61,13 +63,15 @@ def create_account(ctx: ServiceContext, actor: Actor | None, *, name: str, role:
         raise ValidationFailed("login and password go together")
     if password is not None and len(password) < 8:
         raise ValidationFailed("password must be at least 8 characters")
+    if language not in LANGUAGES:
+        raise ValidationFailed(f"language must be one of {', '.join(LANGUAGES)}")
     token = token or new_token()
 
     def run(uow: UnitOfWork) -> Account:
         if store_id and uow.stores.get(store_id) is None:
             raise NotFound(f"store {store_id} not found")
         account = Account(account_id or new_id("acc"), name, role, store_id, phone, email,
-                          login, True, ctx.clock.now())
+                          login, True, ctx.clock.now(), language)
         uow.accounts.add(account, token_hash(token),
                          password_hash(password) if password is not None else None)
         return account

@@ -96,11 +96,14 @@ def process_registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def exposition(engine: Engine | None, clock: Clock | None) -> bytes:
+def exposition(engine: Engine | None, clock: Clock | None,
+               *extra: Collector) -> bytes:
     """The text for /metrics: the process metrics, then (with an engine) the gauges."""
     text: bytes = generate_latest(process_registry())
     if engine is not None and clock is not None:
         gauges = CollectorRegistry(auto_describe=False)
         gauges.register(TimerGauges(engine, clock))
+        for collector in extra:
+            gauges.register(collector)
         text += generate_latest(gauges)
     return text

@@ -44,7 +44,7 @@ def create_account(body: s.AccountIn, request: Request, ctx: Ctx,
     omit_from_replays(request, "token")
     account, token = accounts.create_account(
         ctx, caller, name=body.name, role=body.role, store_id=body.store_id, phone=body.phone,
-        email=body.email, login=body.login, password=body.password)
+        email=body.email, login=body.login, password=body.password, language=body.language)
     return s.account_out(account, token)
 
 

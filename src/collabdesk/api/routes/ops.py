@@ -12,8 +12,10 @@ from collabdesk import __version__
 from collabdesk.domain.errors import Forbidden
 from collabdesk.domain.states import Role
 from collabdesk.domain.values import utc_iso
+from collabdesk.services.outbox import dispatch_due
 from collabdesk.services.timers import fire_due_timers
-from collabdesk.worker import metrics
+from collabdesk.worker import delivery_metrics, metrics
+from collabdesk.worker.delivery_metrics import OutboxGauges
 
 from .. import models as m
 from .. import schemas as s
@@ -46,7 +48,8 @@ def prometheus(request: Request, ctx: Ctx, caller: Caller) -> Response:
     with the admin token), never the public."""
     if caller.role is not Role.ADMIN:
         raise Forbidden("metrics are for operators: use the admin token")
-    body = metrics.exposition(getattr(request.app.state, "engine", None), ctx.clock)
+    body = metrics.exposition(getattr(request.app.state, "engine", None), ctx.clock,
+                              OutboxGauges(ctx))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
@@ -74,7 +77,13 @@ def advance(body: s.AdvanceIn, request: Request, ctx: Ctx, caller: Caller) -> di
     if caller.role is not Role.ADMIN:
         raise Forbidden("only an admin moves the test clock")
     runner = request.app.state.runner
-    with runner.lock:
+    dispatcher = request.app.state.dispatcher
+    with runner.lock, dispatcher.lock:
         now = request.app.state.test_clock.advance(body.seconds)
         fired = fire_due_timers(ctx, now)
-    return {"now": utc_iso(now), "fired": fired}
+        # What falls due by the new time goes out before the answer, in due order: new
+        # messages, and retries whose time came (their schedule counts from their first
+        # due time, so a long step runs through it).
+        sent = dispatch_due(ctx, dispatcher.channels, now=now,
+                            observe=delivery_metrics.observe)
+    return {"now": utc_iso(now), "fired": fired, "sent": sent}
