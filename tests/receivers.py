@@ -56,7 +56,7 @@ def http_receiver(path: str = "/") -> Iterator[HttpReceiver]:
     holder: list[HttpReceiver] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_POST(self) -> None:
             receiver = holder[0]
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
@@ -74,7 +74,7 @@ def http_receiver(path: str = "/") -> Iterator[HttpReceiver]:
                                                   body))
                 receiver.cond.notify_all()
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -121,7 +121,7 @@ def smtp_server() -> Iterator[SmtpServer]:
     holder: list[SmtpServer] = []
 
     class Handler:
-        async def handle_DATA(self, server: SMTP, session: Session,  # noqa: N802
+        async def handle_DATA(self, server: SMTP, session: Session,
                               envelope: Envelope) -> str:
             box = holder[0]
             if box.refuse:

@@ -4,7 +4,6 @@ delivery log and the diagnostics. Both databases."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from collabdesk.settings import Settings
 from tests.e2e.http_world import HttpWorld as World
-from tests.e2e.http_world import assert_problem, ok
+from tests.e2e.http_world import ok
 from tests.receivers import (
     HttpReceiver,
     SmtpServer,
