@@ -229,7 +229,7 @@ def test_the_migration_builds_an_empty_database_and_reapplying_it_changes_nothin
     assert set(inspect(empty_database).get_table_names()) == created
     with empty_database.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-            ("0003",)]
+            ("0004",)]
         assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
 
 
