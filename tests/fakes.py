@@ -188,6 +188,12 @@ class FakeAccounts(_Repo):
         if row is not None:
             row.account = replace(row.account, handles_work_orders=value)
 
+    def set_contact(self, account_id: str, phone: str | None, email: str | None,
+                    language: str) -> None:
+        row = self.t.accounts.get(account_id)
+        if row is not None:
+            row.account = replace(row.account, phone=phone, email=email, language=language)
+
     def get_many(self, account_ids: list[str]) -> list[Account]:
         return [self.t.accounts[i].account for i in set(account_ids) if i in self.t.accounts]
 

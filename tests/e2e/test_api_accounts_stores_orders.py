@@ -234,3 +234,29 @@ def test_permission_must_be_a_boolean(world: HttpWorld) -> None:
     for value in ("no", None, 0):
         assert_problem(_staff(world, "owner", "s-tmall", "agent", value), 422,
                        "validation_error", value)
+
+
+# ---- where my notifications go ----------------------------------------------------------
+
+
+def _patch_me(world: HttpWorld, who: str, body: Any) -> Response:
+    return world.client.patch("/v1/accounts/me", json=body, headers=world.headers(who))
+
+
+def test_an_account_sets_its_own_phone_email_and_language(world: HttpWorld) -> None:
+    changed = ok(_patch_me(world, "agent", {"phone": "13800001111", "language": "en"}))
+    assert (changed["id"], changed["phone"], changed["language"]) == (
+        world.ids["agent"], "13800001111", "en")
+    # Left out: kept; null: cleared.
+    again = ok(_patch_me(world, "agent", {"email": "agent@shop.example"}))
+    assert (again["phone"], again["email"], again["language"]) == (
+        "13800001111", "agent@shop.example", "en")
+    cleared = ok(_patch_me(world, "agent", {"phone": None}))
+    assert (cleared["phone"], cleared["email"]) == (None, "agent@shop.example")
+
+
+def test_contact_fields_are_validated(world: HttpWorld) -> None:
+    for body in ({"language": "fr"}, {"language": None}, {"phone": ""}, {"phone": 13800001111},
+                 {"email": "x" * 300}, {"unknown": 1}):
+        assert_problem(_patch_me(world, "agent", body), 422, "validation_error", body)
+    assert ok(_patch_me(world, "agent", {}))["language"] == "zh"  # nothing changed

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import aiosmtplib
 import httpx2
 
-from collabdesk.domain.delivery import signature
-from collabdesk.domain.records import OutboxMessage
+from collabdesk.domain.delivery import mask_email, mask_phone, signature
+from collabdesk.domain.records import Channel, OutboxMessage
 from collabdesk.services.ports import SendResult
 
 log = logging.getLogger("collabdesk.delivery")
@@ -50,8 +50,11 @@ class LogOnly:
         self._channel = channel
 
     async def send(self, message: OutboxMessage, secret: str | None) -> SendResult:
-        log.info("%s to %s (%s, work order %s): %s", self._channel, message.destination,
-                 message.kind, message.work_order_id, json.loads(message.payload)["text"])
+        # The address masked, as in the delivery log: the log is read by more people.
+        to = (mask_phone(message.destination) if message.channel is Channel.SMS
+              else mask_email(message.destination))
+        log.info("%s to %s (%s, work order %s): %s", self._channel, to, message.kind,
+                 message.work_order_id, json.loads(message.payload)["text"])
         return SendResult(False, self.reason, final=True)
 
 

@@ -307,6 +307,13 @@ class NewAccount(Account):
                                   "Idempotency-Key replay leaves it out)")
 
 
+class MyContact(Account):
+    """The caller's account with where its notifications go."""
+
+    phone: str | None
+    email: str | None
+
+
 class StaffAccount(Account):
     """The agent's account, with its work-order permission."""
 

@@ -67,6 +67,14 @@ class AccountIn(Body):
         "zh", description="the language of the account's notifications")
 
 
+class MyContactIn(Body):
+    """Fields left out keep their value; `null` clears a phone number or an email."""
+
+    phone: f.Phone | None = None
+    email: f.Email | None = None
+    language: Literal["zh", "en"] | None = None
+
+
 class StaffPermissionIn(Body):
     work_orders: StrictBool
 

@@ -130,6 +130,35 @@ def ensure_admin(ctx: ServiceContext, configured_token: str | None) -> str | Non
     return generated
 
 
+_KEEP = object()
+
+
+def update_contact(ctx: ServiceContext, actor: Actor, *, phone: object = _KEEP,
+                   email: object = _KEEP, language: object = _KEEP) -> Account:
+    """The caller's own phone number, email address and notification language (a field
+    left out keeps its value; None clears a phone or an email)."""
+    if language is not _KEEP and language not in LANGUAGES:
+        raise ValidationFailed(f"language must be one of {', '.join(LANGUAGES)}")
+
+    def run(uow: UnitOfWork) -> Account:
+        account = uow.accounts.get(actor.id)
+        if account is None:
+            raise NotFound(f"account {actor.id} not found")
+        new_phone = account.phone if phone is _KEEP else phone
+        new_email = account.email if email is _KEEP else email
+        new_language = account.language if language is _KEEP else language
+        assert new_phone is None or isinstance(new_phone, str)
+        assert new_email is None or isinstance(new_email, str)
+        assert isinstance(new_language, str)
+        uow.accounts.set_contact(actor.id, new_phone, new_email, new_language)
+        updated = uow.accounts.get(actor.id)
+        assert updated is not None
+        return updated
+    updated = ctx.write(run)
+    ctx.tokens.clear()
+    return updated
+
+
 def set_staff_permission(ctx: ServiceContext, actor: Actor, store_id: str, account_id: str,
                          work_orders: bool) -> Account:
     def run(uow: UnitOfWork) -> Account:

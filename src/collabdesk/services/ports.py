@@ -64,6 +64,9 @@ class AccountRepository(Protocol):
     def set_token_hash(self, account_id: str, token_hash: str) -> None: ...
     def store_staff(self, store_id: str) -> list[Account]: ...
     def set_handles_work_orders(self, account_id: str, value: bool) -> None: ...
+    def set_contact(self, account_id: str, phone: str | None, email: str | None,
+                    language: str) -> None:
+        """Where and in which language the account is notified."""
     def get_many(self, account_ids: list[str]) -> list[Account]:
         """The accounts among these ids that exist, in no particular order."""
 

@@ -125,6 +125,11 @@ class SqlAccounts(_Repo):
         self.conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
                           .values(handles_work_orders=value))
 
+    def set_contact(self, account_id: str, phone: str | None, email: str | None,
+                    language: str) -> None:
+        self.conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
+                          .values(phone=phone, email=email, language=language))
+
     def get_many(self, account_ids: list[str]) -> list[Account]:
         if not account_ids:
             return []

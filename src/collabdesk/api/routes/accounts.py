@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
+from collabdesk.domain.errors import ValidationFailed
 from collabdesk.domain.values import Order, Store
 from collabdesk.services import accounts, catalog
 
@@ -52,6 +53,23 @@ def create_account(body: s.AccountIn, request: Request, ctx: Ctx,
 def whoami(ctx: Ctx, caller: Caller) -> dict[str, Any]:
     """The account the bearer token belongs to: its id, role and store. Any caller."""
     return {"id": caller.id, "role": str(caller.role), "store_id": caller.store_id}
+
+
+@router.patch("/v1/accounts/me", response_model=m.MyContact,
+              summary="Set my phone, email and notification language",
+              responses=problems(validation_error="a malformed phone number or email, or a "
+                                                  "language other than zh and en"))
+def update_me(body: s.MyContactIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Where the caller's notifications go (SMS to `phone`, email to `email`) and in which
+    language (`zh` or `en`). Fields left out keep their value; `null` clears a phone
+    number or an email. **Any caller**, for their own account."""
+    given = body.model_fields_set
+    if "language" in given and body.language is None:
+        raise ValidationFailed("language: zh or en (it cannot be cleared)")
+    account = accounts.update_contact(
+        ctx, caller, **{k: getattr(body, k) for k in ("phone", "email", "language")
+                        if k in given})
+    return {**s.account_out(account), "phone": account.phone, "email": account.email}
 
 
 @router.post("/v1/stores/{store_id}/staff/{account_id}", response_model=m.StaffAccount,
