@@ -134,7 +134,10 @@ class OutboxDispatcher:
         due = self._ctx.read(lambda uow: uow.outbox.next_due())
         if due is None:
             return self._poll
-        return min(self._poll, (due - self._ctx.clock.now()).total_seconds() + 0.002)
+        wait = (due - self._ctx.clock.now()).total_seconds()
+        # Due already but not claimed: another dispatcher holds it (its lease, or its
+        # transaction): look again after a poll interval, not at once.
+        return self._poll if wait <= 0 else min(self._poll, wait + 0.002)
 
     def _maybe_purge(self) -> None:
         if time.monotonic() - self._last_purge >= PURGE_EVERY_SECONDS:
