@@ -301,10 +301,9 @@ def _worker(args: argparse.Namespace) -> int:
                f"polling every {settings.timer_poll_seconds:g} s")
     metrics_note = (f"; metrics on http://{args.metrics_host}:{args.metrics_port}/metrics"
                     if metrics_server else "")
-    print(f"collabdesk worker: {runner.concurrency} deadline runner thread(s) and the "
-          f"outbox dispatcher on "
-          f"{container.engine.url.render_as_string(hide_password=True)}, {wakeups}"
-          f"{metrics_note}", flush=True)
+    print(f"collabdesk worker: {runner.concurrency} deadline runner thread(s) on "
+          f"{container.engine.url.render_as_string(hide_password=True)} with the outbox "
+          f"dispatcher, {wakeups}{metrics_note}", flush=True)
     try:
         code = run_until_signalled([runner, dispatcher], signals=signals)
     finally:

@@ -445,7 +445,7 @@ def test_test_clock_tells_the_time(client: TestClient) -> None:
 
 def test_admin_advances_the_test_clock(world: HttpWorld) -> None:
     got = world.advance(90)
-    assert got == {"now": "2026-11-02T08:01:30Z", "fired": 0}
+    assert got == {"now": "2026-11-02T08:01:30Z", "fired": 0, "sent": 0}
     assert ok(world.client.get("/v1/test-clock"))["now"] == "2026-11-02T08:01:30Z"
 
 

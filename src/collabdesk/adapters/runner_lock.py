@@ -29,8 +29,9 @@ def lock_path_for(database_url: str) -> Path | None:
 
 
 class RunnerFileLock:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, what: str = "deadline runner") -> None:
         self.path = path
+        self.what = what  # who waits, in the log lines
         self._fd: int | None = None
 
     @property
@@ -60,10 +61,10 @@ class RunnerFileLock:
         False when `stop` was set first."""
         if self.try_acquire():
             return True
-        log.warning("another deadline runner holds %s; waiting", self.path)
+        log.warning("another %s holds %s; waiting", self.what, self.path)
         while not stop.wait(retry_seconds):
             if self.try_acquire():
-                log.warning("the other deadline runner is gone: this one runs now (%s)",
+                log.warning("the other %s is gone: this one runs now (%s)", self.what,
                             self.path)
                 return True
         return False

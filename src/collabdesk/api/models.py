@@ -256,11 +256,11 @@ class Delivery(Out):
     status: DeliveryStatus
     reason: str | None
     at: Time
-    work_order_id: str | None = None
-    attempt: int | None = Field(None, description="1, 2, ... on sms, email and webhook "
+    work_order_id: str | None
+    attempt: int | None = Field(description="1, 2, ... on sms, email and webhook "
                                                   "(none on the inbox)")
-    event_id: str | None = Field(None, description="a webhook delivery's event id")
-    destination: str | None = Field(None, description="the masked phone number or email "
+    event_id: str | None = Field(description="a webhook delivery's event id")
+    destination: str | None = Field(description="the masked phone number or email "
                                                       "address, or the webhook's URL")
 
 
@@ -515,17 +515,17 @@ class Webhook(Out):
     enabled: bool
     created_at: Time
     failing_since: Time | None = Field(
-        None, description="the first failed attempt of the current run of failures")
-    last_error: str | None = None
-    last_delivered_at: Time | None = None
-    disabled_at: Time | None = Field(None, description="when 3 days of failures switched "
+        description="the first failed attempt of the current run of failures")
+    last_error: str | None
+    last_delivered_at: Time | None
+    disabled_at: Time | None = Field(description="when 3 days of failures switched "
                                                        "it off")
 
 
 class NewWebhook(Webhook):
     """The new webhook, with the secret that signs its deliveries: shown only here."""
 
-    secret: str | None = Field(None, description="HMAC-SHA256 key of `Collabdesk-Signature`; "
+    secret: str | None = Field(default=None, description="HMAC-SHA256 key of `Collabdesk-Signature`; "
                                                  "an Idempotency-Key replay leaves it out")
 
 
@@ -546,7 +546,7 @@ class RecipientChannel(Out):
     channel: str = Field(description="inbox, sms or email")
     address: str | None = Field(description="masked phone number or email address")
     ok: bool
-    problem: str | None = Field(None, description="the problem's code when not ok")
+    problem: str | None = Field(description="the problem's code when not ok")
 
 
 class Recipient(Out):
@@ -561,9 +561,9 @@ class CheckProblem(Out):
                                   "sms_not_configured, smtp_not_configured, webhook_failing, "
                                   "webhook_disabled, webhook_not_subscribed")
     detail: str
-    account_id: str | None = None
-    webhook_id: str | None = None
-    since: Time | None = None
+    account_id: str | None
+    webhook_id: str | None
+    since: Time | None
 
 
 class NotificationCheck(Out):

@@ -45,7 +45,8 @@ class OutboxDispatcher:
         self._batch = batch_size
         self._stop = threading.Event()
         self._bell = Doorbell()
-        self._file_lock = RunnerFileLock(lock_path) if lock_path else None
+        self._file_lock = (RunnerFileLock(lock_path, "outbox dispatcher") if lock_path
+                           else None)
         self._listener = (TimerListener(engine, channel=OUTBOX_CHANNEL,
                                         application_name="collabdesk-outbox-listener")
                           if listen and engine is not None else None)
