@@ -35,10 +35,12 @@ class Received:
 
 @dataclass
 class HttpReceiver:
-    """Answers `status` (200 unless told otherwise) to every POST, after `delay` s."""
+    """Answers `status` (200 unless told otherwise) to every POST, after `delay` s.
+    `received` holds the requests answered; `arrivals` counts them as they come in."""
 
     url: str
     received: list[Received] = field(default_factory=list)
+    arrivals: int = 0
     status: int = 200
     delay: float = 0.0
     cond: threading.Condition = field(default_factory=threading.Condition)
@@ -49,6 +51,13 @@ class HttpReceiver:
                 raise AssertionError(f"{len(self.received)} of {count} requests arrived at "
                                      f"{self.url} within {timeout} s")
             return list(self.received)
+
+    def wait_for_arrivals(self, count: int, timeout: float = 10.0) -> None:
+        """Until `count` requests have come in (answered or not yet)."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.arrivals >= count, timeout):
+                raise AssertionError(f"{self.arrivals} of {count} requests came in to "
+                                     f"{self.url} within {timeout} s")
 
 
 @contextmanager
@@ -61,13 +70,19 @@ def http_receiver(path: str = "/") -> Iterator[HttpReceiver]:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             arrived = time.time()
+            with receiver.cond:
+                receiver.arrivals += 1
+                receiver.cond.notify_all()
             if receiver.delay:
                 time.sleep(receiver.delay)
             status = receiver.status
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok" if status < 300 else b"no")
+            try:
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok" if status < 300 else b"no")
+            except OSError:
+                pass  # the sender went away (killed): the message still came in
             with receiver.cond:
                 receiver.received.append(Received(arrived, self.path,
                                                   {k.lower(): v for k, v in self.headers.items()},

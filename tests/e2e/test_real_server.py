@@ -12,7 +12,7 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,12 +51,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(workdir: Path, *options: str, port: int | None = None) -> Iterator[Server]:
-    """`collabdesk serve` with `options`, up and answering /healthz; stopped on exit."""
+def serving(workdir: Path, *options: str, port: int | None = None,
+            env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """`collabdesk serve` with `options` (and `env` added to its environment), up and
+    answering /healthz; stopped on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or _free_port()
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLABDESK_")}
     env["COLLABDESK_ADMIN_TOKEN"] = ADMIN
+    env.update(extra)
     server = Server(f"http://127.0.0.1:{port}", workdir / "stdout.txt", workdir / "stderr.txt")
     with server.stdout.open("ab") as out, server.stderr.open("ab") as err:
         process = server.process = subprocess.Popen(
