@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .domain.policy import Policy
@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # How long an SMS gateway, mail server or webhook may take to answer.
     delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     outbox_batch_size: int = Field(default=100, gt=0, le=1000)
+    # How long a dispatcher holds the messages it is sending: a dispatcher that dies
+    # mid-send delays them this long (PostgreSQL). At least twice the delivery timeout.
+    outbox_lease_seconds: float = Field(default=60.0, ge=2, le=3600)
     # The key webhook signing secrets derive from (keep it secret, the same on every
     # process, and stable: a new key changes every webhook's secret). Unset: generated
     # once into <data_dir>/secret.key.
@@ -59,6 +62,13 @@ class Settings(BaseSettings):
     metric_window_days: int = Field(default=30, ge=1)
     points_general: int = Field(default=12, ge=0)
     points_serious: int = Field(default=48, ge=0)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Settings:
+        if self.outbox_lease_seconds < 2 * self.delivery_timeout_seconds:
+            raise ValueError("COLLABDESK_OUTBOX_LEASE_SECONDS must be at least twice "
+                             "COLLABDESK_DELIVERY_TIMEOUT_SECONDS")
+        return self
 
     @property
     def resolved_database_url(self) -> str:

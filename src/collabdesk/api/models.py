@@ -525,8 +525,9 @@ class Webhook(Out):
 class NewWebhook(Webhook):
     """The new webhook, with the secret that signs its deliveries: shown only here."""
 
-    secret: str | None = Field(default=None, description="HMAC-SHA256 key of `Collabdesk-Signature`; "
-                                                 "an Idempotency-Key replay leaves it out")
+    secret: str | None = Field(
+        default=None, description="HMAC-SHA256 key of `Collabdesk-Signature`; an "
+                                  "Idempotency-Key replay leaves it out")
 
 
 class WebhookPage(Page[Webhook]):

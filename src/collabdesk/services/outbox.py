@@ -47,10 +47,11 @@ from .webhooks import webhook_secret
 log = logging.getLogger("collabdesk.delivery")
 
 BATCH_SIZE = 100
-# Longer than any one send may take (SEND_CAP_SECONDS): a lease outliving its holder
-# only delays the message, a lease shorter than a send could send it twice.
+# A batch's lease; no send may take more than half of it (the sends of one destination
+# in a batch run one after another, so the cap is per send, and the lease outlasts a
+# batch of slow answers): a lease outliving its holder only delays a message, a lease
+# shorter than a send could send it twice.
 LEASE_SECONDS = 60.0
-SEND_CAP_SECONDS = 30.0
 KEEP_DONE = timedelta(days=30)  # finished messages kept for redelivery, then purged
 
 
@@ -85,7 +86,8 @@ def dispatch_due(ctx: ServiceContext, senders: Mapping[Channel, Sender], *,
             lease_seconds=lease_seconds))
         if not batch:
             return made
-        results = asyncio.run(_send_all(batch, hooks, senders, ctx.delivery.webhook_key))
+        results = asyncio.run(_send_all(batch, hooks, senders, ctx.delivery.webhook_key,
+                                        lease_seconds / 2))
         at = max(horizon, ctx.clock.now()) if now is None else now
         attempts = [Attempt(m, r, at) for m, r in zip(batch, results, strict=True)]
         ctx.write(functools.partial(_record, ctx, attempts=attempts, token=token))
@@ -106,7 +108,8 @@ def _claim(uow: UnitOfWork, *, horizon: datetime, limit: int, token: str,
 
 
 async def _send_all(batch: list[OutboxMessage], hooks: dict[str, Webhook],
-                    senders: Mapping[Channel, Sender], key: bytes) -> list[SendResult]:
+                    senders: Mapping[Channel, Sender], key: bytes,
+                    cap: float) -> list[SendResult]:
     results: dict[int, SendResult] = {}
     by_destination: dict[tuple[Channel, str], list[tuple[int, OutboxMessage]]] = (
         defaultdict(list))
@@ -115,14 +118,14 @@ async def _send_all(batch: list[OutboxMessage], hooks: dict[str, Webhook],
 
     async def one_destination(messages: list[tuple[int, OutboxMessage]]) -> None:
         for index, message in messages:
-            results[index] = await _send_one(message, hooks, senders, key)
+            results[index] = await _send_one(message, hooks, senders, key, cap)
 
     await asyncio.gather(*(one_destination(m) for m in by_destination.values()))
     return [results[i] for i in range(len(batch))]
 
 
 async def _send_one(message: OutboxMessage, hooks: dict[str, Webhook],
-                    senders: Mapping[Channel, Sender], key: bytes) -> SendResult:
+                    senders: Mapping[Channel, Sender], key: bytes, cap: float) -> SendResult:
     secret = None
     if message.channel is Channel.WEBHOOK:
         hook = hooks.get(message.recipient_id)
@@ -135,9 +138,9 @@ async def _send_one(message: OutboxMessage, hooks: dict[str, Webhook],
     if sender is None:
         return SendResult(False, f"no {message.channel} channel in this process", final=True)
     try:
-        return await asyncio.wait_for(sender.send(message, secret), SEND_CAP_SECONDS)
+        return await asyncio.wait_for(sender.send(message, secret), cap)
     except TimeoutError:
-        return SendResult(False, f"no answer within {SEND_CAP_SECONDS:g} s")
+        return SendResult(False, f"no answer within {cap:g} s")
     except Exception as exc:  # a sender's bug must not lose the batch's outcomes
         log.exception("sending message %s failed", message.id)
         return SendResult(False, f"{type(exc).__name__}: {exc}")

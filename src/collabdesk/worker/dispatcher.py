@@ -37,12 +37,14 @@ PURGE_EVERY_SECONDS = 3600.0
 class OutboxDispatcher:
     def __init__(self, ctx: ServiceContext, channels: Mapping[Channel, Sender], *,
                  poll_seconds: float = 1.0, batch_size: int = outbox.BATCH_SIZE,
+                 lease_seconds: float = outbox.LEASE_SECONDS,
                  engine: Engine | None = None, listen: bool = False,
                  lock_path: Path | None = None, name: str = "outbox-dispatcher") -> None:
         self._ctx = ctx
         self.channels = channels
         self._poll = poll_seconds
         self._batch = batch_size
+        self._lease = lease_seconds
         self._stop = threading.Event()
         self._bell = Doorbell()
         self._file_lock = (RunnerFileLock(lock_path, "outbox dispatcher") if lock_path
@@ -66,7 +68,8 @@ class OutboxDispatcher:
         postgres = engine.dialect.name == "postgresql"
         lock = lock_path_for(engine.url.render_as_string(hide_password=False))
         return cls(container.ctx, senders(settings), poll_seconds=settings.timer_poll_seconds,
-                   batch_size=settings.outbox_batch_size, engine=engine, listen=postgres,
+                   batch_size=settings.outbox_batch_size,
+                   lease_seconds=settings.outbox_lease_seconds, engine=engine, listen=postgres,
                    lock_path=lock.with_name(lock.name.replace(".runner.", ".outbox."))
                    if lock else None)
 
@@ -104,6 +107,7 @@ class OutboxDispatcher:
         """Send what is due now, batch after batch (stops between batches when asked)."""
         with self.lock:
             made = outbox.dispatch_due(self._ctx, self.channels, batch_size=self._batch,
+                                       lease_seconds=self._lease,
                                        observe=delivery_metrics.observe,
                                        should_stop=self._stop.is_set)
         self.sent += made
