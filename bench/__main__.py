@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import http, imports, metrics, timers, transitions
+from . import delivery, http, imports, metrics, timers, transitions
 from .core import Benchmark, Mode, Options, render
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     transitions.BENCHMARK, timers.BENCHMARK, http.BENCHMARK, metrics.BENCHMARK,
-    imports.BENCHMARK)}
+    imports.BENCHMARK, delivery.BENCHMARK)}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -20,6 +20,12 @@ FIGURES = {
     "metrics": ["metrics_ms_at_100", "metrics_ms_at_1k"],
     "import": ["import_rows_per_s"],
     "http": ["get_work_order_rps", "post_contact_rps"],
+    "delivery": ["sms_p50_ms", "sms_p90_ms", "sms_p99_ms", "sms_max_ms", "webhook_p50_ms",
+                 "webhook_p90_ms", "webhook_p99_ms", "webhook_max_ms", "light_sms_p50_ms",
+                 "light_sms_p99_ms", "light_webhook_p50_ms", "light_webhook_p99_ms",
+                 "burst_sms_p50_ms",
+                 "burst_sms_p99_ms", "burst_webhook_p50_ms", "burst_webhook_p99_ms",
+                 "burst_last_sms_s", "delivered"],
 }
 KEYS = {"figure", "value", "unit", "baseline", "baseline_value", "ratio"}
 
@@ -38,8 +44,10 @@ def test_without_a_name_it_lists_every_benchmark_with_a_line_of_description() ->
     assert all(len(line.split()) > 3 for line in done.stdout.splitlines())
 
 
-# http takes about 10 s even at the smoke size (two server start-ups, load rounds).
-@pytest.mark.parametrize("name", ["transitions", "timers", "metrics", "import", "http"])
+# http takes about 10 s even at the smoke size (two server start-ups, load rounds);
+# delivery about 15 s (a server start-up, 4 work orders at 2/s, 10 at 20/s, a burst of 10).
+@pytest.mark.parametrize("name", ["transitions", "timers", "metrics", "import", "http",
+                                  "delivery"])
 def test_a_benchmark_prints_its_figures_as_json(name: str) -> None:
     done = bench(name, "--smoke", "--json")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -58,3 +66,5 @@ def test_a_benchmark_prints_its_figures_as_json(name: str) -> None:
         else:
             assert f["baseline_value"] > 0
             assert f["ratio"] == pytest.approx(f["value"] / f["baseline_value"], rel=1e-3)
+    if name == "delivery":  # every SMS and webhook arrived
+        assert figures[-1]["ratio"] == 1
