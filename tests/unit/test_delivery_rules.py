@@ -69,3 +69,12 @@ def test_time_left_is_whole_minutes_rounded_down_in_both_languages() -> None:
     assert time_left(timedelta(days=1, seconds=61), "en") == "1 d 0 h 1 min"
     assert time_left(timedelta(seconds=59), "zh") == "0分"
     assert time_left(-H, "en") == "0 min"
+
+
+def test_smtp_credentials_are_percent_decoded_from_the_url() -> None:
+    from collabdesk.adapters.channels import SmtpMailer
+
+    mailer = SmtpMailer("smtp://ops%40shop:p%40ss%3Aw0rd@mail.example:587", "from@x.example")
+    assert (mailer.host, mailer.port, mailer.username, mailer.password, mailer.tls) == (
+        "mail.example", 587, "ops@shop", "p@ss:w0rd", False)
+    assert SmtpMailer("smtps://mail.example", "f@x.example").port == 465
