@@ -27,7 +27,7 @@ from collabdesk.services.context import ServiceContext
 from collabdesk.services.ports import Sender
 
 from . import delivery_metrics
-from .runner import RECONNECT_MAX_SECONDS, Doorbell
+from .runner import Doorbell, join_all, relay_wakeups
 
 log = logging.getLogger("collabdesk.dispatcher")
 
@@ -83,11 +83,7 @@ class OutboxDispatcher:
         self._bell.ring()
 
     def join(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            if thread.ident is not None:
-                thread.join(None if deadline is None else max(deadline - time.monotonic(), 0))
-        done = not any(t.is_alive() for t in self._threads)
+        done = join_all(self._threads, timeout)
         if done:
             self._ctx.signals.unsubscribe("outbox", self._bell.ring)
             if self._file_lock is not None:
@@ -152,19 +148,5 @@ class OutboxDispatcher:
                          outbox.KEEP_DONE)
 
     def _listen(self) -> None:
-        listener = self._listener
-        assert listener is not None
-        backoff = 1.0
-        while not self._stop.is_set():
-            try:
-                if listener.wait(1.0):
-                    self._bell.ring()
-                backoff = 1.0
-            except Exception as exc:
-                listener.close()
-                log.warning("lost the connection listening for outbox wake-ups (%s); "
-                            "polling meanwhile", type(exc).__name__)
-                self._bell.ring()  # a wake-up may have been missed
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
-        listener.close()
+        assert self._listener is not None
+        relay_wakeups(self._listener, self._stop, self._bell, "outbox", self._poll)

@@ -132,12 +132,7 @@ class DeadlineRunner:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the threads; True when all have ended."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            if thread.is_alive() or thread.ident is not None:
-                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                thread.join(left)
-        done = not any(t.is_alive() for t in self._threads)
+        done = join_all(self._threads, timeout)
         if done:
             self._release()
         return done
@@ -234,31 +229,8 @@ class DeadlineRunner:
         return min(self._poll, (due - now).total_seconds() + DUE_MARGIN_SECONDS)
 
     def _listen(self) -> None:
-        listener = self._listener
-        assert listener is not None
-        backoff = 1.0
-        lost = False
-        while not self._stop.is_set():
-            try:
-                heard = listener.wait(1.0)
-                if lost:
-                    log.warning("listening for timer wake-ups again")
-                    lost = False
-                    heard = True  # a wake-up may have been missed meanwhile
-                backoff = 1.0
-                if heard:
-                    self._bell.ring()
-            except Exception as exc:
-                listener.close()
-                if not lost:
-                    log.warning("lost the connection listening for timer wake-ups (%s); "
-                                "polling every %s s until it is back",
-                                str(exc).strip().splitlines()[0] if str(exc).strip()
-                                else type(exc).__name__, self._poll)
-                lost = True
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
-        listener.close()
+        assert self._listener is not None
+        relay_wakeups(self._listener, self._stop, self._bell, "timer", self._poll)
 
     def _release(self) -> None:
         if self._file_lock is not None:
@@ -266,3 +238,41 @@ class DeadlineRunner:
         if self._listener is not None:
             self._listener.close()
 
+
+def join_all(threads: list[threading.Thread], timeout: float | None) -> bool:
+    """Join the started threads within `timeout` in all; True when all have ended."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for thread in threads:
+        if thread.ident is not None:
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+    return not any(t.is_alive() for t in threads)
+
+
+def relay_wakeups(listener: TimerListener, stop: threading.Event, bell: Doorbell, what: str,
+                  poll: float) -> None:
+    """Ring `bell` for each notification `listener` hears, until `stop`. A lost connection
+    is replaced (backing off up to RECONNECT_MAX_SECONDS) and, once back, rings once: a
+    wake-up may have been missed meanwhile, so the threads look again."""
+    backoff = 1.0
+    lost = False
+    while not stop.is_set():
+        try:
+            heard = listener.wait(1.0)
+            if lost:
+                log.warning("listening for %s wake-ups again", what)
+                lost = False
+                heard = True
+            backoff = 1.0
+            if heard:
+                bell.ring()
+        except Exception as exc:
+            listener.close()
+            if not lost:
+                log.warning("lost the connection listening for %s wake-ups (%s); polling "
+                            "every %s s until it is back", what,
+                            str(exc).strip().splitlines()[0] if str(exc).strip()
+                            else type(exc).__name__, poll)
+            lost = True
+            stop.wait(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
+    listener.close()
