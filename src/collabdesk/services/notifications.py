@@ -105,12 +105,14 @@ class Notices:
                            "data": {"work_order": event.work_order, **event.data}},
                           ensure_ascii=False, separators=(",", ":"))
         for hook in event.hooks:
-            self._queue(Channel.WEBHOOK, str(event.type), event.work_order_id, hook.store_id,
+            self.queue(Channel.WEBHOOK, str(event.type), event.work_order_id, hook.store_id,
                         hook.id, hook.url, hook.url, body, event.at, event.event_id)
 
-    def _queue(self, channel: Channel, kind: str, work_order_id: str | None,
-               store_id: str | None, recipient_id: str, destination: str, shown: str,
-               payload: str, now: datetime, event_id: str | None = None) -> None:
+    def queue(self, channel: Channel, kind: str, work_order_id: str | None,
+              store_id: str | None, recipient_id: str, destination: str, shown: str,
+              payload: str, now: datetime, event_id: str | None = None) -> None:
+        """One outbox message, due now, with its `pending` delivery line (`shown` is the
+        address as the log shows it)."""
         line = Delivery(new_id("dlv"), work_order_id, recipient_id, store_id, str(channel),
                         kind, DeliveryStatus.PENDING, None, now, None, event_id, shown)
         self.deliveries.append(line)
@@ -139,7 +141,7 @@ def tell(notices: Notices, recipient: Account, template: str, wo: WorkOrder | No
                                        DeliveryStatus.DELIVERED, None, now))
     if "sms" in msg.channels:
         if recipient.phone:
-            notices._queue(Channel.SMS, msg.kind, wo_id, recipient.store_id, recipient.id,
+            notices.queue(Channel.SMS, msg.kind, wo_id, recipient.store_id, recipient.id,
                            recipient.phone, mask_phone(recipient.phone),
                            json.dumps({"text": msg.text}, ensure_ascii=False), now)
         else:
@@ -147,7 +149,7 @@ def tell(notices: Notices, recipient: Account, template: str, wo: WorkOrder | No
                 new_id("dlv"), wo_id, recipient.id, recipient.store_id, str(Channel.SMS),
                 msg.kind, DeliveryStatus.SKIPPED, "no phone number on the account", now))
     if "email" in msg.channels and recipient.email:
-        notices._queue(Channel.EMAIL, msg.kind, wo_id, recipient.store_id, recipient.id,
+        notices.queue(Channel.EMAIL, msg.kind, wo_id, recipient.store_id, recipient.id,
                        recipient.email, mask_email(recipient.email),
                        json.dumps({"subject": msg.subject, "text": msg.body},
                                   ensure_ascii=False), now)

@@ -160,7 +160,7 @@ def redeliver(ctx: ServiceContext, actor: Actor, store_id: str, hook_id: str,
             raise NotFound(f"event {event_id} not found for webhook {hook_id}")
         now = ctx.clock.now()
         notices = notifications.Notices(uow)
-        notices._queue(Channel.WEBHOOK, sent.kind, sent.work_order_id, hook.store_id,
+        notices.queue(Channel.WEBHOOK, sent.kind, sent.work_order_id, hook.store_id,
                        hook.id, hook.url, hook.url, sent.payload, now, event_id)
         message = notices.outbox[0]
         notices.flush()
