@@ -10,7 +10,7 @@ from .adapters.clock import SystemClock, TestClock
 from .adapters.db.engine import make_engine, migrate
 from .adapters.db.uow import SqlUnitOfWorkFactory
 from .adapters.evidence_files import LocalEvidenceStore
-from .services.context import ServiceContext, TokenCache
+from .services.context import ServiceContext, Signals, TokenCache
 from .services.ports import Clock, MovableClock
 from .settings import Settings
 
@@ -37,10 +37,12 @@ def build(settings: Settings, *, clock: Clock | None = None, run_migrations: boo
             clock = test_clock
         else:
             clock = SystemClock()
+    signals = Signals()  # what a commit raised ("inbox", "outbox") rings in this process
     ctx = ServiceContext(
-        uow=SqlUnitOfWorkFactory(engine), clock=clock, policy=settings.policy(),
+        uow=SqlUnitOfWorkFactory(engine, on_commit=signals.fire), clock=clock,
+        policy=settings.policy(),
         evidence_store=LocalEvidenceStore(settings.data_dir / "evidence"),
         evidence_max_bytes=settings.evidence_max_bytes,
         timer_batch_size=settings.timer_batch_size,
-        tokens=TokenCache(settings.token_cache_seconds))
+        tokens=TokenCache(settings.token_cache_seconds), signals=signals)
     return Container(settings, engine, ctx, test_clock)
