@@ -21,11 +21,14 @@ from collabdesk.worker.runner import DeadlineRunner
 
 from . import docs, errors, openapi
 from .edge import Edge
-from .routes import accounts, evidence, inbox, ops, violations, work_orders
+from .routes import accounts, evidence, inbox, ops, stream, violations, work_orders
+from .stream_hub import StreamHub
 
 
 def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
     runner = DeadlineRunner.for_container(container)  # connects only when started
+    hub = StreamHub(container.ctx, poll_seconds=container.settings.stream_poll_seconds,
+                    heartbeat_seconds=container.settings.stream_heartbeat_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -38,6 +41,7 @@ def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
         finally:
             if start_runner:
                 runner.stop()
+            await hub.aclose()  # GET /v1/stream's poller, if a stream started it
 
     test_clock = container.test_clock is not None
     app = FastAPI(title="collabdesk", version=__version__, lifespan=lifespan,
@@ -49,8 +53,9 @@ def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
     app.state.test_clock = container.test_clock
     app.state.runner = runner
     app.state.engine = container.engine
+    app.state.stream_hub = hub
     errors.install(app)
-    for module in (accounts, work_orders, evidence, inbox, violations, ops):
+    for module in (accounts, work_orders, evidence, inbox, stream, violations, ops):
         app.include_router(module.router)
     if test_clock:
         app.include_router(ops.test_clock_router)
