@@ -1,7 +1,7 @@
 """Live streams without HTTP: which polled rows are new (services/stream.py), and the hub
 that polls once per process and hands each item to its recipient's streams
-(api/stream_hub.py), over the in-memory fakes. The real server's streams are tested in
-tests/e2e/test_real_server_stream.py."""
+(api/stream_hub.py), over the in-memory fakes; and the database's commits ringing it.
+The real server's streams are tested in tests/e2e/test_real_server_stream.py."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from collabdesk.api.stream_hub import StreamHub, Subscription
 from collabdesk.domain.records import InboxItem, InboxKind
 from collabdesk.services.context import ServiceContext
 from collabdesk.services.stream import NewItems, backlog
+from tests.builders import make_world
 from tests.conftest import START
 from tests.fakes import fake_context
 
@@ -139,8 +140,7 @@ def test_one_poll_serves_every_stream_and_a_signal_polls_at_once() -> None:
         # A signal from this process's commit wakes the hub before its interval ends.
         polls = hub.polls
         store(ctx, item("now"))
-        for callback in list(ctx.signals._subscribers["inbox"]):
-            callback()
+        ctx.signals.fire({"inbox"})  # as a unit of work of this process does on commit
         got = await batch_of(subscriptions[1], timeout=0.5)
         assert got == ["now"]
         assert hub.polls - polls <= 1
@@ -197,3 +197,15 @@ def test_a_failing_poll_fails_the_streams_waiting_for_it() -> None:
             await hub.subscribe("acc-1")
         assert hub.subscriber_count() == 0
     run(test)
+
+
+# ---- the real database rings the hub ---------------------------------------------------------
+
+def test_a_commit_with_new_inbox_items_rings_the_inbox_signal(ctx: ServiceContext) -> None:
+    """bootstrap wires the units of work to `ctx.signals`: the hub of this process hears of
+    a new card at once, without waiting for its poll."""
+    world = make_world(ctx)
+    rung: list[str] = []
+    ctx.signals.subscribe("inbox", lambda: rung.append("inbox"))
+    world.open()
+    assert rung == ["inbox"]
