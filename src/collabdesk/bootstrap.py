@@ -41,7 +41,7 @@ def build(settings: Settings, *, clock: Clock | None = None, run_migrations: boo
             clock = test_clock
         else:
             clock = SystemClock()
-    signals = Signals()
+    signals = Signals()  # what a commit raised ("inbox", "outbox") rings in this process
     ctx = ServiceContext(
         uow=SqlUnitOfWorkFactory(engine, on_commit=signals.fire), clock=clock,
         policy=settings.policy(),

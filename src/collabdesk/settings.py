@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # a token revoked (or a permission withdrawn) by another process outlives its change.
     token_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     timer_poll_seconds: float = Field(default=1.0, gt=0)
+    # GET /v1/stream: a heartbeat comment this often keeps proxies from closing an idle
+    # stream; each API process reads new inbox items once per poll (and at once when this
+    # process committed some), whatever the number of open streams.
+    stream_heartbeat_seconds: float = Field(default=15.0, ge=1, le=300)
+    stream_poll_seconds: float = Field(default=1.0, ge=0.05, le=60)
     timer_batch_size: int = Field(default=200, gt=0)
 
     # Notifications. SMS: `POST {"to", "text"}` to this URL; email: smtp://host:port

@@ -145,6 +145,8 @@ def test_answers_are_typed_and_carry_their_headers(document: JSON) -> None:
         content = success["content"]
         if path == "/metrics":
             assert list(content) == ["text/plain"], where
+        elif path == "/v1/stream":
+            assert list(content) == ["text/event-stream"], where
         elif path == "/v1/evidence/{evidence_id}":
             assert set(content) == set(ALLOWED_MEDIA_TYPES), where
             assert all(c["schema"] == {"type": "string", "format": "binary"}

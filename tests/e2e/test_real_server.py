@@ -53,20 +53,19 @@ def _free_port() -> int:
 @contextmanager
 def serving(workdir: Path, *options: str, port: int | None = None,
             env: Mapping[str, str] | None = None) -> Iterator[Server]:
-    """`collabdesk serve` with `options` (and `env` added to its environment), up and
+    """`collabdesk serve` with `options` (and `env` added to the environment), up and
     answering /healthz; stopped on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or _free_port()
-    extra = env or {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLLABDESK_")}
-    env["COLLABDESK_ADMIN_TOKEN"] = ADMIN
-    env.update(extra)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("COLLABDESK_")}
+    environ["COLLABDESK_ADMIN_TOKEN"] = ADMIN
+    environ.update(env or {})
     server = Server(f"http://127.0.0.1:{port}", workdir / "stdout.txt", workdir / "stderr.txt")
     with server.stdout.open("ab") as out, server.stderr.open("ab") as err:
         process = server.process = subprocess.Popen(
             [str(COLLABDESK), "serve", "--port", str(port), "--data-dir",
              str(workdir / "data"), *options],
-            stdout=out, stderr=err, env=env, cwd=workdir)
+            stdout=out, stderr=err, env=environ, cwd=workdir)
     try:
         deadline = time.monotonic() + 20
         while True:

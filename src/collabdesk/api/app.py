@@ -23,12 +23,15 @@ from collabdesk.worker.runner import DeadlineRunner
 
 from . import docs, errors, openapi
 from .edge import Edge
-from .routes import accounts, evidence, inbox, notifications, ops, violations, work_orders
+from .routes import accounts, evidence, inbox, notifications, ops, stream, violations, work_orders
+from .stream_hub import StreamHub
 
 
 def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
     runner = DeadlineRunner.for_container(container)  # connects only when started
     dispatcher = OutboxDispatcher.for_container(container)
+    hub = StreamHub(container.ctx, poll_seconds=container.settings.stream_poll_seconds,
+                    heartbeat_seconds=container.settings.stream_heartbeat_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +46,7 @@ def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
             if start_runner:
                 runner.stop()
                 dispatcher.stop()
+            await hub.aclose()  # GET /v1/stream's poller, if a stream started it
 
     test_clock = container.test_clock is not None
     app = FastAPI(title="collabdesk", version=__version__, lifespan=lifespan,
@@ -55,8 +59,10 @@ def create_app(container: Container, *, start_runner: bool = True) -> FastAPI:
     app.state.runner = runner
     app.state.dispatcher = dispatcher
     app.state.engine = container.engine
+    app.state.stream_hub = hub
     errors.install(app)
-    for module in (accounts, work_orders, evidence, inbox, notifications, violations, ops):
+    for module in (accounts, work_orders, evidence, inbox, notifications, stream, violations,
+                   ops):
         app.include_router(module.router)
     if test_clock:
         app.include_router(ops.test_clock_router)
