@@ -432,3 +432,39 @@ def test_store_deliveries_newest_first_in_pages(world: World, sms: HttpReceiver)
     assert_problem(world.get("consumer", path), 403, "forbidden")
     assert_problem(world.get("owner", path), 404, "not_found")  # another store's owner
     assert_problem(world.get("admin", path, {"cursor": "garbage"}), 422, "validation_error")
+
+
+# ---- operations ----------------------------------------------------------------------------
+
+
+def _metric(text: str, name: str, labels: str) -> float:
+    """The value of one sample of the Prometheus text, 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{labels}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_show_deliveries_by_channel_and_status_and_the_backlog(world: World) -> None:
+    def scrape() -> str:
+        answer = world.get("admin", "/metrics")
+        assert answer.status_code == 200
+        return answer.text
+
+    with http_receiver("/hook") as hook:
+        hook.status = 500
+        register(world, hook.url, ["work_order.created"])
+        before = scrape()
+        world.open()
+        queued = scrape()
+        # Written with the work order, not yet sent: one webhook message waits.
+        assert _metric(queued, "collabdesk_outbox_backlog", 'channel="webhook"') == 1
+        world.advance(0)
+        after = scrape()
+    labels = 'channel="webhook",status="retrying"'
+    assert (_metric(after, "collabdesk_deliveries_total", labels)
+            - _metric(before, "collabdesk_deliveries_total", labels)) == 1
+    # Still waiting for its retry, a minute from now: in the backlog, not yet overdue.
+    assert _metric(after, "collabdesk_outbox_backlog", 'channel="webhook"') == 1
+    assert "collabdesk_outbox_oldest_due_seconds 0.0" in after
+    assert "collabdesk_delivery_latency_seconds_bucket" in after

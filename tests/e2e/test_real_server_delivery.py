@@ -137,7 +137,7 @@ def test_a_server_killed_mid_delivery_loses_and_duplicates_nothing(
         cards = Counter(i["work_order_id"] for i in inbox
                         if i["kind"] == "work_order_created")
         assert cards == Counter(opened)  # exactly one card per work order
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 20  # past the dead dispatcher's 8 s lease
         while True:
             statuses = {wo_id: [(d["status"], d["attempt"]) for d in _json(http.get(
                 f"/v1/work-orders/{wo_id}/deliveries", headers=_auth(store.tokens["agent"])))[

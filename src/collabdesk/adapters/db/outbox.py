@@ -117,6 +117,9 @@ class SqlOutbox:
 
 
 w = t.webhooks.c
+# Read with every change that notifies a store (services/notifications.py): built once.
+_STORE_HOOKS = (select(t.webhooks).where(w.store_id == bindparam("store_id"))
+                .order_by(w.created_at, w.id))
 
 
 def _hook_values(h: Webhook) -> dict[str, Any]:
@@ -147,9 +150,7 @@ class SqlWebhooks:
         return _hook(row) if row else None
 
     def for_store(self, store_id: str) -> list[Webhook]:
-        rows = self.conn.execute(select(t.webhooks).where(w.store_id == store_id)
-                                 .order_by(w.created_at, w.id))
-        return [_hook(r) for r in rows]
+        return [_hook(r) for r in self.conn.execute(_STORE_HOOKS, {"store_id": store_id})]
 
     def get_many(self, hook_ids: list[str]) -> list[Webhook]:
         if not hook_ids:
