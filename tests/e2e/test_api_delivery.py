@@ -468,3 +468,23 @@ def test_metrics_show_deliveries_by_channel_and_status_and_the_backlog(world: Wo
     assert _metric(after, "collabdesk_outbox_backlog", 'channel="webhook"') == 1
     assert "collabdesk_outbox_oldest_due_seconds 0.0" in after
     assert "collabdesk_delivery_latency_seconds_bucket" in after
+
+
+def test_an_agent_without_the_permission_sees_no_delivery_log(world: World,
+                                                              sms: HttpReceiver) -> None:
+    """The log names the store's work orders, which such an agent no longer sees; the
+    check still answers them why nothing reaches them, without the failed deliveries."""
+    with http_receiver("/hook") as hook:
+        hook.status = 500
+        register(world, hook.url, ["work_order.created"])
+        world.open()
+        world.advance(0)
+    ok(world.post("owner", f"/v1/stores/s-tmall/staff/{world.ids['agent']}",
+                  {"work_orders": False}))
+    assert len(ok(world.get("owner", "/v1/stores/s-tmall/notification-check"))[
+        "last_failures"]) == 1
+    check = ok(world.get("agent", "/v1/stores/s-tmall/notification-check"))
+    assert "no_permission_holder" in codes(check)
+    assert check["last_failures"] == []
+    for path in ("/v1/stores/s-tmall/deliveries", "/v1/stores/s-tmall/webhooks"):
+        assert_problem(world.get("agent", path), 403, "forbidden", path)

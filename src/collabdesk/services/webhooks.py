@@ -31,7 +31,7 @@ from collabdesk.domain.states import MERCHANT_ROLES, PLATFORM_ROLES, Role
 from collabdesk.domain.values import Actor
 
 from . import notifications
-from .access import can_see_store
+from .access import can_see_store, handles_store
 from .context import ServiceContext, new_id
 from .ports import UnitOfWork
 
@@ -44,9 +44,11 @@ def webhook_secret(key: bytes, hook: Webhook) -> str:
     return "whsec_" + base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
 
 
-def _store_for(uow: UnitOfWork, actor: Actor, store_id: str, *, owner: bool) -> None:
+def _store_for(uow: UnitOfWork, actor: Actor, store_id: str, *, owner: bool,
+               any_staff: bool = False) -> None:
     """The store must exist and be the caller's (or the platform's to look at); changing
-    webhooks is its owner's alone."""
+    webhooks is its owner's alone; the delivery log, which names the store's work orders,
+    is for the staff who handle them (`any_staff`: every staff account)."""
     if uow.stores.get(store_id) is None or not can_see_store(actor, store_id):
         raise NotFound(f"store {store_id} not found")
     if owner:
@@ -54,6 +56,12 @@ def _store_for(uow: UnitOfWork, actor: Actor, store_id: str, *, owner: bool) -> 
             raise Forbidden("only the store's owner manages its webhooks")
     elif actor.role not in MERCHANT_ROLES | PLATFORM_ROLES | {Role.ADMIN}:
         raise Forbidden("delivery details are shown to the store and the platform")
+    elif actor.role in MERCHANT_ROLES and not any_staff and not handles_store(actor,
+                                                                              store_id):
+        # The log names the store's work orders, which an agent without the work-order
+        # permission no longer sees.
+        raise Forbidden("delivery details are shown to the store's staff who handle its "
+                        "work orders")
 
 
 def _valid_url(url: str) -> str:
@@ -200,7 +208,11 @@ def notification_check(ctx: ServiceContext, actor: Actor, store_id: str, *,
     setup = ctx.delivery
 
     def run(uow: UnitOfWork) -> NotificationCheck:
-        _store_for(uow, actor, store_id, owner=False)
+        # Any of the store's staff may ask why they get nothing (an agent whose
+        # permission was withdrawn first of all), but only those who handle the store's
+        # work orders see the failed deliveries, which name them.
+        _store_for(uow, actor, store_id, owner=False, any_staff=True)
+        handles = actor.role not in MERCHANT_ROLES or handles_store(actor, store_id)
         staff = uow.accounts.store_staff(store_id)
         recipients = notifications.store_recipients(uow, store_id)
         hooks = uow.webhooks.for_store(store_id)
@@ -253,7 +265,8 @@ def notification_check(ctx: ServiceContext, actor: Actor, store_id: str, *,
                 problems.append(Problem(
                     "webhook_not_subscribed", f"webhook {hook.url} does not subscribe to "
                     "work_order.created", webhook_id=hook.id))
-        last = uow.deliveries.for_store(store_id, None, failures, failures_only=True)
+        last = (uow.deliveries.for_store(store_id, None, failures, failures_only=True)
+                if handles else [])
         return NotificationCheck(store_id, ctx.clock.now(), checks, hooks, problems, last)
     return ctx.read(run)
 
