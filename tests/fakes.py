@@ -522,6 +522,15 @@ class FakeOutbox(_Repo):
             r.lease_until, r.lease_token = lease_until, token
         return [replace(r.message) for r in due]
 
+    def held(self, token: str, ids: list[int]) -> set[int]:
+        return {i for i in ids if i in self.t.outbox and self.t.outbox[i].lease_token == token}
+
+    def release(self, ids: list[int], token: str) -> None:
+        for i in ids:
+            row = self.t.outbox.get(i)
+            if row is not None and row.lease_token == token:
+                row.lease_until = row.lease_token = None
+
     def record(self, messages: list[OutboxMessage], token: str) -> int:
         stored = 0
         for m in messages:

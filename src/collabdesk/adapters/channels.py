@@ -11,9 +11,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import ssl
 import time
 from email.message import EmailMessage
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -42,17 +44,41 @@ def _client(timeout: float) -> httpx2.AsyncClient:
 REASON_BODY_CHARS = 200
 
 
-def _http_reason(response: httpx2.Response) -> str:
-    text = response.text[:REASON_BODY_CHARS].strip().replace("\n", " ")
-    return f"HTTP {response.status_code}" + (f": {text}" if text else "")
+_EMAIL = re.compile(r"[^\s<>@,;:\"']+@[^\s<>@,;:\"']+")
+_DIGITS = re.compile(r"\+?\d[\d\s-]{5,}\d")
+
+
+def scrub(text: str) -> str:
+    """A reason as the delivery log may show it to the store's staff and the platform:
+    email addresses and phone-like numbers masked (an answer may repeat them back)."""
+    text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
+    return _DIGITS.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+async def _post(client: httpx2.AsyncClient, url: str, **kwargs: Any) -> tuple[int, str]:
+    """POST, and read at most REASON_BODY_CHARS of the answer (a hostile receiver's huge
+    body costs no memory): its status and the start of its text."""
+    async with client.stream("POST", url, **kwargs) as response:
+        head = b""
+        if not 200 <= response.status_code < 300:
+            async for chunk in response.aiter_bytes():
+                head += chunk
+                if len(head) >= REASON_BODY_CHARS:
+                    break
+        return response.status_code, head[:REASON_BODY_CHARS].decode("utf-8", "replace")
+
+
+def _http_reason(status: int, text: str) -> str:
+    text = scrub(" ".join(text.split()))
+    return f"HTTP {status}" + (f": {text}" if text else "")
 
 
 def _error_reason(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, httpx2.TimeoutException | TimeoutError):
         return f"no answer within {timeout:g} s"
     if isinstance(exc, httpx2.ConnectError):
-        return f"could not connect: {exc}".strip()
-    return f"{type(exc).__name__}: {exc}".strip()
+        return scrub(f"could not connect: {exc}".strip())
+    return scrub(f"{type(exc).__name__}: {exc}".strip())
 
 
 class LogOnly:
@@ -83,12 +109,12 @@ class HttpSmsGateway:
         body = {"to": message.destination, "text": json.loads(message.payload)["text"]}
         try:
             async with _client(self.timeout) as client:
-                response = await client.post(self.url, json=body)
+                status, text = await _post(client, self.url, json=body)
         except Exception as exc:  # any failure is a reason, never a crash
             return SendResult(False, _error_reason(exc, self.timeout))
-        if 200 <= response.status_code < 300:
+        if 200 <= status < 300:
             return SendResult(True)
-        return SendResult(False, _http_reason(response))
+        return SendResult(False, _http_reason(status, text))
 
 
 class SmtpMailer:
@@ -123,7 +149,9 @@ class SmtpMailer:
                                   use_tls=self.tls, start_tls=None if not self.tls else False,
                                   timeout=self.timeout)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            return SendResult(False, f"refused by the mail server: {exc}")
+            codes = ", ".join(f"{r.code} {r.message.split()[0] if r.message else ''}".strip()
+                              for r in exc.recipients)
+            return SendResult(False, f"refused by the mail server: {codes}")
         except Exception as exc:
             return SendResult(False, _error_reason(exc, self.timeout))
         return SendResult(True)
@@ -147,10 +175,10 @@ class WebhookSender:
                    "Collabdesk-Signature": signature(secret, stamp, body)}
         try:
             async with _client(self.timeout) as client:
-                response = await client.post(message.destination, content=body,
-                                             headers=headers)
+                status, text = await _post(client, message.destination, content=body,
+                                           headers=headers)
         except Exception as exc:
             return SendResult(False, _error_reason(exc, self.timeout))
-        if 200 <= response.status_code < 300:
+        if 200 <= status < 300:
             return SendResult(True)
-        return SendResult(False, _http_reason(response))
+        return SendResult(False, _http_reason(status, text))

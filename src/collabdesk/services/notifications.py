@@ -121,6 +121,20 @@ class Notices:
                                          now, now, line.id))
 
 
+def log_given_up(uow: UnitOfWork, hook: Webhook, messages: list[OutboxMessage], reason: str,
+                 now: datetime) -> None:
+    """The delivery log of a webhook's messages given up unsent (the webhook removed or
+    switched off): a message never attempted has its `pending` line closed; one that
+    was, a new line after its attempts."""
+    lines = [Delivery(m.line_id if m.attempts == 0 else new_id("dlv"), m.work_order_id,
+                      hook.id, hook.store_id, str(Channel.WEBHOOK), m.kind,
+                      DeliveryStatus.FAILED, reason, now, m.attempts or None, m.event_id,
+                      hook.url) for m in messages]
+    uow.deliveries.update_many([d for d, m in zip(lines, messages, strict=True)
+                                if m.attempts == 0])
+    uow.deliveries.add_many([d for d, m in zip(lines, messages, strict=True) if m.attempts])
+
+
 def store_recipients(uow: UnitOfWork, store_id: str) -> list[Account]:
     """Agents holding the work-order permission; the owner(s) when none does (§7)."""
     staff = uow.accounts.store_staff(store_id)

@@ -205,6 +205,11 @@ class OutboxRepository(Protocol):
         """Lease up to `limit` messages due by `now`, in due order, to the caller until
         `lease_until` (real time): none another dispatcher holds an unexpired lease on,
         none another transaction has locked (PostgreSQL: SKIP LOCKED)."""
+    def held(self, token: str, ids: list[int]) -> set[int]:
+        """Which of these messages the lease `token` still holds, locked until the end
+        of the transaction (no other dispatcher can take them over meanwhile)."""
+    def release(self, ids: list[int], token: str) -> None:
+        """Give back, unattempted, messages held under `token`."""
     def record(self, messages: list[OutboxMessage], token: str) -> int:
         """Store each message's attempts, status, due time and error if the caller's
         lease still holds, and drop the lease; how many were stored."""

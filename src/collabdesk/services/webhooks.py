@@ -23,7 +23,6 @@ from collabdesk.domain.records import (
     Account,
     Channel,
     Delivery,
-    DeliveryStatus,
     OutboxMessage,
     Webhook,
 )
@@ -136,19 +135,18 @@ def remove(ctx: ServiceContext, actor: Actor, store_id: str, hook_id: str) -> No
 def enable(ctx: ServiceContext, actor: Actor, store_id: str, hook_id: str) -> Webhook:
     """Switch a webhook back on (after a run of failures switched it off)."""
     def run(uow: UnitOfWork) -> Webhook:
-        hook = replace(_own_hook(uow, actor, store_id, hook_id), enabled=True,
-                       disabled_at=None, failing_since=None)
-        uow.webhooks.save(hook)
+        hook = _own_hook(uow, actor, store_id, hook_id)
+        if not hook.enabled:  # an enabled one keeps its run of failures going
+            hook = replace(hook, enabled=True, disabled_at=None, failing_since=None)
+            uow.webhooks.save(hook)
         return hook
     return ctx.write(run)
 
 
 def _give_up(ctx: ServiceContext, uow: UnitOfWork, hook: Webhook, reason: str) -> None:
     now = ctx.clock.now()
-    uow.deliveries.add_many([
-        Delivery(new_id("dlv"), m.work_order_id, hook.id, hook.store_id, "webhook", m.kind,
-                 DeliveryStatus.FAILED, reason, now, None, m.event_id, hook.url)
-        for m in uow.outbox.close_open(hook.id, reason, now)])
+    notifications.log_given_up(uow, hook, uow.outbox.close_open(hook.id, reason, now),
+                               reason, now)
 
 
 def redeliver(ctx: ServiceContext, actor: Actor, store_id: str, hook_id: str,

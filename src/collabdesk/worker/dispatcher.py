@@ -143,7 +143,10 @@ class OutboxDispatcher:
     def _maybe_purge(self) -> None:
         if time.monotonic() - self._last_purge >= PURGE_EVERY_SECONDS:
             self._last_purge = time.monotonic()
-            if purged := outbox.purge_done(self._ctx):
+            purged = 0
+            while (batch := outbox.purge_done(self._ctx)) > 0 and not self._stop.is_set():
+                purged += batch
+            if purged:
                 log.info("purged %d delivered message(s) older than %s", purged,
                          outbox.KEEP_DONE)
 

@@ -71,6 +71,19 @@ class SqlOutbox:
         self.conn.execute(_LEASE, {"ids": ids, "lease_until": lease_until, "token": token})
         return [_message(r) for r in self.conn.execute(_BY_IDS, {"ids": ids})]
 
+    def held(self, token: str, ids: list[int]) -> set[int]:
+        if not ids:
+            return set()
+        stmt = select(o.id).where(o.id.in_(ids), o.lease_token == token)
+        if self.conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        return {r.id for r in self.conn.execute(stmt)}
+
+    def release(self, ids: list[int], token: str) -> None:
+        if ids:
+            self.conn.execute(update(t.outbox).where(o.id.in_(ids), o.lease_token == token)
+                              .values(lease_until=None, lease_token=None))
+
     def record(self, messages: list[OutboxMessage], token: str) -> int:
         if not messages:
             return 0
@@ -89,8 +102,12 @@ class SqlOutbox:
 
     def close_open(self, recipient_id: str, reason: str, now: datetime
                    ) -> list[OutboxMessage]:
-        rows = self.conn.execute(select(t.outbox).where(
-            o.recipient_id == recipient_id, t.OUTBOX_OPEN)).all()
+        stmt = select(t.outbox).where(o.recipient_id == recipient_id, t.OUTBOX_OPEN)
+        if self.conn.dialect.name == "postgresql":
+            # Not the ones a dispatcher is sending now (its transaction holds them, or
+            # will take them in its record): it records their outcome itself.
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = self.conn.execute(stmt).all()
         if rows:
             self.conn.execute(update(t.outbox).where(o.id.in_([r.id for r in rows])).values(
                 status=str(DeliveryStatus.FAILED), last_error=reason, done_at=now,
@@ -112,7 +129,8 @@ class SqlOutbox:
         return int(result.rowcount)
 
     def purge(self, done_before: datetime, limit: int) -> int:
-        ids = select(o.id).where(o.done_at < done_before).limit(limit).scalar_subquery()
+        ids = (select(o.id).where(o.done_at.is_not(None), o.done_at < done_before)
+               .order_by(o.done_at).limit(limit).scalar_subquery())
         return int(self.conn.execute(delete(t.outbox).where(o.id.in_(ids))).rowcount)
 
 

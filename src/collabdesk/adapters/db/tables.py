@@ -300,6 +300,13 @@ outbox = Table(
     Index("ix_outbox_due", "due_at", "id",
           sqlite_where=text("status IN ('pending', 'retrying')"),
           postgresql_where=text("status IN ('pending', 'retrying')")),
+    # A webhook's unsent messages (given up when it is removed or switched off).
+    Index("ix_outbox_open_recipient", "recipient_id",
+          sqlite_where=text("status IN ('pending', 'retrying')"),
+          postgresql_where=text("status IN ('pending', 'retrying')")),
+    # Finished messages, oldest first, for the purge.
+    Index("ix_outbox_done_at", "done_at", sqlite_where=text("done_at IS NOT NULL"),
+          postgresql_where=text("done_at IS NOT NULL")),
     Index(None, "event_id"),
 )
 # A message still to send: the predicate of the partial index above.

@@ -98,7 +98,13 @@ async def stream(
         # the restarted server, with Last-Event-ID); cancelled if it takes over 2 s.
         shutdown_event=shutdown, shutdown_grace_period=2, data_sender_callable=end_on_shutdown,
         # Also when the stream never starts (HEAD): the subscription must not linger.
-        background=BackgroundTask(hub.unsubscribe, subscription))
+        background=BackgroundTask(_unsubscribe, hub, subscription))
+
+
+async def _unsubscribe(hub: StreamHub, subscription: Subscription) -> None:
+    """On the event loop, as the hub's other changes are (a sync background task would
+    run in the thread pool, racing a reconnecting client's new subscription)."""
+    hub.unsubscribe(subscription)
 
 
 async def _events(ctx: ServiceContext, hub: StreamHub, subscription: Subscription,

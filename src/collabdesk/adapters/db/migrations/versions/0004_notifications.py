@@ -85,6 +85,11 @@ def upgrade() -> None:
     )
     op.create_index('ix_outbox_due', 'outbox', ['due_at', 'id'],
                     sqlite_where=sa.text(OPEN), postgresql_where=sa.text(OPEN))
+    op.create_index('ix_outbox_open_recipient', 'outbox', ['recipient_id'],
+                    sqlite_where=sa.text(OPEN), postgresql_where=sa.text(OPEN))
+    op.create_index('ix_outbox_done_at', 'outbox', ['done_at'],
+                    sqlite_where=sa.text('done_at IS NOT NULL'),
+                    postgresql_where=sa.text('done_at IS NOT NULL'))
     op.create_index('ix_outbox_event_id', 'outbox', ['event_id'])
 
 
