@@ -1,9 +1,9 @@
 """Chaos: thousands of reply deadlines fall due while `collabdesk worker` processes are
 killed with SIGKILL at random and started again. Every timeout must fire exactly once.
 
-PostgreSQL only (SQLite runs one runner by design). About 75 s:
+PostgreSQL only (SQLite runs one runner by design). About 95 s, much of it waiting:
 
-1. Setup (~20-25 s): WORK_ORDERS work orders awaiting the store's reply are opened
+1. Setup (~20-35 s): WORK_ORDERS work orders awaiting the store's reply are opened
    through the services in a few threads, then WORKERS worker processes start
    (--concurrency 2 each). Each work order is opened as of a planned instant so that its
    reply timer falls due at a planned time: the deadlines are spread evenly over SPREAD
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 WORK_ORDERS = int(os.environ.get("COLLABDESK_CHAOS_WORK_ORDERS") or 3000)
 SETUP_THREADS = 6
 WORKERS = 3
-LEAD = timedelta(seconds=40)  # the first deadline, after the test began
+LEAD = timedelta(seconds=60)  # the first deadline, after the test began (setup ~20-35 s)
 SPREAD = timedelta(seconds=20)  # the deadlines are spread over this much time
 REPLY_WINDOW = LEAD + SPREAD  # so every work order is opened at or before the start
 KILL_EVERY = (2.0, 5.0)  # seconds between kills (a restart costs ~3 s of CPU: imports)
