@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from .domain.records import Channel
 from .services.context import DeliverySetup, ServiceContext, Signals, TokenCache
 from .services.ports import Clock, MovableClock, Sender
 from .settings import Settings
+
+log = logging.getLogger("collabdesk")
 
 
 @dataclass
@@ -73,6 +76,11 @@ def secret_key(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     path = settings.data_dir / "secret.key"
+    if not settings.resolved_database_url.startswith("sqlite"):
+        # Processes on other machines (or with another data directory) would sign with
+        # another key, and no receiver could verify their webhooks.
+        log.warning("COLLABDESK_SECRET_KEY is not set: webhook secrets derive from %s, "
+                    "which every process on this database must share", path.resolve())
     if not path.exists():
         # Written aside, then linked into place: processes starting together agree on
         # one key, and none reads a half-written file.
