@@ -27,6 +27,7 @@ from collabdesk.bootstrap import Container, build
 from collabdesk.services.accounts import ensure_admin
 from collabdesk.services.context import ServiceContext
 from collabdesk.settings import Settings
+from tests.receivers import HttpReceiver, SmtpServer, http_receiver, smtp_server
 
 PG_ENV = "COLLABDESK_TEST_POSTGRES_URL"
 START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -162,3 +163,17 @@ def client(container: Container) -> Iterator[TestClient]:
     app = create_app(container, start_runner=False)
     with TestClient(app, base_url="http://127.0.0.1") as c:
         yield c
+
+
+@pytest.fixture
+def sms() -> Iterator[HttpReceiver]:
+    """A real HTTP SMS gateway stub on loopback (tests/receivers.py)."""
+    with http_receiver("/sms") as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def mail() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on loopback."""
+    with smtp_server() as server:
+        yield server

@@ -4,7 +4,6 @@ delivery log and the diagnostics. Both databases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,23 +21,10 @@ from tests.receivers import (
     HttpReceiver,
     SmtpServer,
     http_receiver,
-    smtp_server,
     verify_signature,
 )
 
 MINUTE = 60
-
-
-@pytest.fixture
-def sms() -> Iterator[HttpReceiver]:
-    with http_receiver("/sms") as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def mail() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -22,23 +22,11 @@ from collabdesk.services.ports import UnitOfWork
 from collabdesk.services.work_orders import commit_change
 from collabdesk.settings import Settings
 from tests.builders import World, make_world
-from tests.receivers import HttpReceiver, SmtpServer, http_receiver, smtp_server
+from tests.receivers import HttpReceiver, SmtpServer, http_receiver
 
 
 class Boom(Exception):
     pass
-
-
-@pytest.fixture
-def sms() -> Iterator[HttpReceiver]:
-    with http_receiver("/sms") as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def mail() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture
