@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 import httpx2
 
-from collabdesk.domain.delivery import mask_email, mask_phone, signature
-from collabdesk.domain.records import Channel, OutboxMessage
+from collabdesk.domain.delivery import mask_email, mask_phone, masked, signature
+from collabdesk.domain.records import OutboxMessage
 from collabdesk.services.ports import SendResult
 
 log = logging.getLogger("collabdesk.delivery")
@@ -91,8 +91,7 @@ class LogOnly:
 
     async def send(self, message: OutboxMessage, secret: str | None) -> SendResult:
         # The address masked, as in the delivery log: the log is read by more people.
-        to = (mask_phone(message.destination) if message.channel is Channel.SMS
-              else mask_email(message.destination))
+        to = masked(message.channel, message.destination)
         log.info("%s to %s (%s, work order %s): %s", self._channel, to, message.kind,
                  message.work_order_id, json.loads(message.payload)["text"])
         return SendResult(False, self.reason, final=True)

@@ -92,6 +92,16 @@ def mask_phone(phone: str) -> str:
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
+def masked(channel: str, destination: str) -> str:
+    """A destination as the delivery log and the server log show it: a phone number or
+    an email address masked, a webhook's URL as it is (the store registered it)."""
+    if channel == "sms":
+        return mask_phone(destination)
+    if channel == "email":
+        return mask_email(destination)
+    return destination
+
+
 def mask_email(email: str) -> str:
     local, _, domain = email.partition("@")
     return (local[:1] + "***@" + domain) if domain else local[:1] + "***"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from collabdesk.domain.delivery import WebhookEvent, mask_email, mask_phone
+from collabdesk.domain.delivery import WebhookEvent, masked
 from collabdesk.domain.model import WorkOrder
 from collabdesk.domain.policy import Policy
 from collabdesk.domain.records import (
@@ -106,15 +106,15 @@ class Notices:
                           ensure_ascii=False, separators=(",", ":"))
         for hook in event.hooks:
             self.queue(Channel.WEBHOOK, str(event.type), event.work_order_id, hook.store_id,
-                        hook.id, hook.url, hook.url, body, event.at, event.event_id)
+                        hook.id, hook.url, body, event.at, event.event_id)
 
     def queue(self, channel: Channel, kind: str, work_order_id: str | None,
-              store_id: str | None, recipient_id: str, destination: str, shown: str,
+              store_id: str | None, recipient_id: str, destination: str,
               payload: str, now: datetime, event_id: str | None = None) -> None:
-        """One outbox message, due now, with its `pending` delivery line (`shown` is the
-        address as the log shows it)."""
+        """One outbox message, due now, with its `pending` delivery line."""
         line = Delivery(new_id("dlv"), work_order_id, recipient_id, store_id, str(channel),
-                        kind, DeliveryStatus.PENDING, None, now, None, event_id, shown)
+                        kind, DeliveryStatus.PENDING, None, now, None, event_id,
+                        masked(channel, destination))
         self.deliveries.append(line)
         self.outbox.append(OutboxMessage(channel, kind, work_order_id, store_id,
                                          recipient_id, destination, event_id, payload, now,
@@ -156,7 +156,7 @@ def tell(notices: Notices, recipient: Account, template: str, wo: WorkOrder | No
     if "sms" in msg.channels:
         if recipient.phone:
             notices.queue(Channel.SMS, msg.kind, wo_id, recipient.store_id, recipient.id,
-                           recipient.phone, mask_phone(recipient.phone),
+                           recipient.phone,
                            json.dumps({"text": msg.text}, ensure_ascii=False), now)
         else:
             notices.deliveries.append(Delivery(
@@ -164,7 +164,7 @@ def tell(notices: Notices, recipient: Account, template: str, wo: WorkOrder | No
                 msg.kind, DeliveryStatus.SKIPPED, "no phone number on the account", now))
     if "email" in msg.channels and recipient.email:
         notices.queue(Channel.EMAIL, msg.kind, wo_id, recipient.store_id, recipient.id,
-                       recipient.email, mask_email(recipient.email),
+                       recipient.email,
                        json.dumps({"subject": msg.subject, "text": msg.body},
                                   ensure_ascii=False), now)
 

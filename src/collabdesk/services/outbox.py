@@ -25,8 +25,7 @@ from collabdesk.domain.delivery import (
     MESSAGE_RETRIES,
     WEBHOOK_RETRIES,
     RetrySchedule,
-    mask_email,
-    mask_phone,
+    masked,
     should_disable,
 )
 from collabdesk.domain.records import (
@@ -198,7 +197,7 @@ def _record(ctx: ServiceContext, uow: UnitOfWork, *, attempts: list[Attempt],
         line = Delivery(message.line_id if n == 1 else new_id("dlv"), message.work_order_id,
                         message.recipient_id, message.store_id, str(message.channel),
                         message.kind, status, reason, attempt.at, n, message.event_id,
-                        _shown(message))
+                        masked(message.channel, message.destination))
         if n == 1:
             updated_lines.append(line)
         else:
@@ -227,14 +226,6 @@ def _failed_for_three_days(hook: Webhook, attempts: list[Attempt]) -> bool:
     return any(a.message.recipient_id == hook.id and not a.result.delivered
                and a.message.due_at - a.message.first_due_at >= DISABLE_WEBHOOK_AFTER
                and should_disable(hook.failing_since, a.at) for a in attempts)
-
-
-def _shown(message: OutboxMessage) -> str:
-    if message.channel is Channel.SMS:
-        return mask_phone(message.destination)
-    if message.channel is Channel.EMAIL:
-        return mask_email(message.destination)
-    return message.destination
 
 
 def _hook_health(hook: Webhook, message: OutboxMessage, result: SendResult,

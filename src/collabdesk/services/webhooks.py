@@ -167,7 +167,7 @@ def redeliver(ctx: ServiceContext, actor: Actor, store_id: str, hook_id: str,
         now = ctx.clock.now()
         notices = notifications.Notices(uow)
         notices.queue(Channel.WEBHOOK, sent.kind, sent.work_order_id, hook.store_id,
-                       hook.id, hook.url, hook.url, sent.payload, now, event_id)
+                       hook.id, hook.url, sent.payload, now, event_id)
         message = notices.outbox[0]
         notices.flush()
         return message
